@@ -196,7 +196,7 @@ func (e *env) validate(args []string) int {
 	sort.Strings(keys)
 	parts := make([]string, len(keys))
 	for i, k := range keys {
-		parts[i] = fmt.Sprintf("%d %s", s[k], k)
+		parts[i] = fmt.Sprintf("%s: %d", k, s[k])
 	}
 	fmt.Fprintf(e.stdout, "%s: valid (%s)\n", path, strings.Join(parts, ", "))
 	return ExitOK

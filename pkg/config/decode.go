@@ -281,6 +281,9 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.ps.pos[kp] = [2]int{e.key.Line, e.key.Column}
 		}
 		f, ok := fields[name]
+		if !ok && path == "" && strings.HasPrefix(name, "x-") {
+			continue // extension keys hold anchors for reuse, as in Compose files
+		}
 		if !ok {
 			d.ps.addf(kp, "%s", unknownKeyMessage(name, fieldNames(v.Type())))
 			continue

@@ -51,6 +51,17 @@ func (ps *problems) addf(path, format string, args ...any) {
 	ps.list = append(ps.list, Problem{File: ps.file, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)})
 }
 
+// has reports whether a problem was already recorded at path (a value that did not decode
+// is not checked again).
+func (ps *problems) has(path string) bool {
+	for _, p := range ps.list {
+		if p.Path == path {
+			return true
+		}
+	}
+	return false
+}
+
 // addAt records a problem at an explicit position.
 func (ps *problems) addAt(line, col int, path, format string, args ...any) {
 	ps.list = append(ps.list, Problem{File: ps.file, Line: line, Column: col, Path: path, Msg: fmt.Sprintf(format, args...)})

@@ -65,10 +65,10 @@ func validate(c *Config, ps *problems) {
 func (v *validator) top() {
 	if _, ok := v.c.pos["version"]; !ok {
 		v.ps.addf("version", "version is required: add version: 1 at the top of the file")
-	} else if v.c.Version != 1 {
+	} else if v.c.Version != 1 && !v.ps.has("version") {
 		v.ps.addf("version", "version %d is not supported: this xacctd reads version 1", v.c.Version)
 	}
-	if len(v.c.Accounts) == 0 {
+	if len(v.c.Accounts) == 0 && !v.ps.has("accounts") {
 		v.ps.addf("accounts", "at least one account is required: accounts maps a name to {id: \"123456789012\", role_arn: ...}")
 	}
 }
@@ -195,7 +195,7 @@ func (v *validator) secretFile(path, name string) {
 // ref checks a reference to a named entry and suggests the closest name.
 func ref[V any](v *validator, path, kind, name string, m map[string]V) bool {
 	if name == "" {
-		v.ps.addf(path, "is required: name one of the %s defined under %ss", kind, kind)
+		v.ps.addf(path, "is required: name one of the %ss defined under %ss", kind, kind)
 		return false
 	}
 	if _, ok := m[name]; ok {
