@@ -266,10 +266,10 @@ func joinPath(parent, key string) string {
 
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind != yaml.MappingNode {
-		d.ps.addf(path, "must be a mapping of keys (%s), not %s", strings.Join(fieldNames(v.Type()), ", "), kindName(n))
+		d.ps.addf(path, "must be a mapping of keys (%s), not %s", strings.Join(infoOf(v.Type()).names, ", "), kindName(n))
 		return
 	}
-	fields := fieldIndex(v.Type())
+	ti := infoOf(v.Type())
 	first := map[string]*yaml.Node{}
 	for _, e := range d.entries(n, path) {
 		if !d.keyOK(e, path, first) {
@@ -280,22 +280,22 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		if _, ok := d.ps.pos[kp]; !ok || !e.merged {
 			d.ps.pos[kp] = [2]int{e.key.Line, e.key.Column}
 		}
-		f, ok := fields[name]
+		f, ok := ti.byName[name]
 		if !ok && path == "" && strings.HasPrefix(name, "x-") {
 			continue // extension keys hold anchors for reuse, as in Compose files
 		}
 		if !ok {
-			d.ps.addf(kp, "%s", unknownKeyMessage(name, fieldNames(v.Type())))
+			d.ps.addf(kp, "%s", unknownKeyMessage(name, ti.names))
 			continue
 		}
-		if f.Tag.Get("secret") == "true" {
+		if f.secret {
 			if val := d.resolve(e.value, kp); val != nil && !isNull(val) {
 				// The value is a secret: it is neither kept nor repeated in the message.
 				d.ps.addf(kp, "secrets must not be written in the config file: use %s_env (an environment variable) or %s_file (a file readable only by xacctd) instead", name, name)
 			}
 			continue
 		}
-		d.decode(e.value, v.FieldByIndex(f.Index), kp)
+		d.decode(e.value, v.Field(f.index), kp)
 	}
 }
 
@@ -331,29 +331,6 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(m)
 }
 
-// fieldIndex maps YAML key names to struct fields.
-func fieldIndex(t reflect.Type) map[string]reflect.StructField {
-	out := map[string]reflect.StructField{}
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if name := yamlName(f); name != "" {
-			out[name] = f
-		}
-	}
-	return out
-}
-
-func fieldNames(t reflect.Type) []string {
-	var out []string
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		if name := yamlName(f); name != "" && f.Tag.Get("secret") != "true" {
-			out = append(out, name)
-		}
-	}
-	return out
-}
-
 func yamlName(f reflect.StructField) string {
 	tag := f.Tag.Get("yaml")
 	if tag == "-" || !f.IsExported() {
@@ -368,16 +345,11 @@ func applyDefaults(v reflect.Value) {
 	if v.Kind() != reflect.Struct {
 		return
 	}
-	t := v.Type()
-	for i := 0; i < t.NumField(); i++ {
-		f := t.Field(i)
-		fv := v.Field(i)
-		if yamlName(f) == "" {
-			continue
-		}
-		if def, ok := f.Tag.Lookup("default"); ok {
-			if err := setScalar(fv, def); err != nil {
-				panic(fmt.Sprintf("config: bad default %q for %s: %v", def, f.Name, err))
+	for _, f := range infoOf(v.Type()).fields {
+		fv := v.Field(f.index)
+		if f.hasDef {
+			if err := setScalar(fv, f.def); err != nil {
+				panic(fmt.Sprintf("config: bad default %q for %s: %v", f.def, f.name, err))
 			}
 			continue
 		}

@@ -44,12 +44,21 @@ var (
 var CronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 type validator struct {
-	c  *Config
-	ps *problems
+	c          *Config
+	ps         *problems
+	locations  map[string]*time.Location
+	pairByName map[string]*Pair
 }
 
 func validate(c *Config, ps *problems) {
-	v := &validator{c: c, ps: ps}
+	v := &validator{c: c, ps: ps, locations: map[string]*time.Location{}, pairByName: map[string]*Pair{}}
+	for _, p := range c.Pairs {
+		if p != nil {
+			if _, dup := v.pairByName[p.Name]; !dup {
+				v.pairByName[p.Name] = p
+			}
+		}
+	}
 	v.top()
 	v.enums(reflect.ValueOf(c).Elem(), "")
 	v.defaults()
@@ -81,28 +90,23 @@ func (v *validator) enums(val reflect.Value, path string) {
 			v.enums(val.Elem(), path)
 		}
 	case reflect.Struct:
-		t := val.Type()
-		for i := 0; i < t.NumField(); i++ {
-			f := t.Field(i)
-			name := yamlName(f)
-			if name == "" {
-				continue
-			}
-			fp := joinPath(path, name)
-			fv := val.Field(i)
-			if allowed, ok := f.Tag.Lookup("enum"); ok {
-				list := strings.Split(allowed, "|")
+		for _, f := range infoOf(val.Type()).fields {
+			fp := joinPath(path, f.name)
+			fv := val.Field(f.index)
+			if f.hasEnum {
 				switch fv.Kind() {
 				case reflect.String:
-					v.oneOf(fp, fv.String(), list)
+					v.oneOf(fp, fv.String(), f.enum)
 				case reflect.Slice:
 					for j := 0; j < fv.Len(); j++ {
-						v.oneOf(fmt.Sprintf("%s[%d]", fp, j), fv.Index(j).String(), list)
+						v.oneOf(fmt.Sprintf("%s[%d]", fp, j), fv.Index(j).String(), f.enum)
 					}
 				}
 				continue
 			}
-			v.enums(fv, fp)
+			if k := fv.Kind(); k == reflect.Struct || k == reflect.Pointer || k == reflect.Slice || k == reflect.Map {
+				v.enums(fv, fp)
+			}
 		}
 	case reflect.Slice:
 		for i := 0; i < val.Len(); i++ {
@@ -543,7 +547,7 @@ func (v *validator) jobs() {
 		var pair *Pair
 		if j.Pair == "" {
 			v.ps.addf(p+".pair", "is required: the pair whose access path the job uses")
-		} else if pair = v.c.Pair(j.Pair); pair == nil {
+		} else if pair = v.pairByName[j.Pair]; pair == nil {
 			pairNames := make([]string, 0, len(v.c.Pairs))
 			for _, pr := range v.c.Pairs {
 				if pr != nil {
@@ -607,11 +611,15 @@ func (v *validator) timezone(path, tz string) *time.Location {
 		v.ps.addf(path, "%q depends on the host: name an IANA zone such as UTC or America/New_York", tz)
 		return nil
 	}
+	if loc, ok := v.locations[tz]; ok {
+		return loc
+	}
 	loc, err := time.LoadLocation(tz)
 	if err != nil {
 		v.ps.addf(path, "%q is not a known IANA time zone (such as UTC, Europe/Berlin, America/New_York)", tz)
 		return nil
 	}
+	v.locations[tz] = loc
 	return loc
 }
 
