@@ -1,0 +1,49 @@
+# xacctd — every target works on a fresh machine of this project's kind (see README.md).
+GO          ?= go
+BIN         := bin
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME    ?= 10s
+PKGS        := ./...
+VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X github.com/xacctd/xacctd/internal/cli.Version=$(VERSION)
+
+.PHONY: all build test test-unit fuzz-brief fuzz bench lint demo deps clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/xacctd ./cmd/xacctd
+	@if [ -d cmd/xacctd-sandbox ]; then $(GO) build -o $(BIN)/xacctd-sandbox ./cmd/xacctd-sandbox; fi
+
+# deps checks (and where it can, installs) what the sandbox needs: moto, PostgreSQL.
+deps:
+	@scripts/sandbox-deps.sh
+
+# Every test: unit, integration against the sandbox (started by the tests themselves), and a
+# brief run of each fuzz target.
+test: deps
+	$(GO) test -count=1 -timeout 14m $(PKGS)
+	@$(MAKE) --no-print-directory fuzz-brief
+
+fuzz-brief:
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) ./pkg/config
+	@if ls internal/redshiftsim/*_test.go >/dev/null 2>&1 && grep -q 'func FuzzParse' internal/redshiftsim/*_test.go; then \
+		$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./internal/redshiftsim; fi
+
+# Longer fuzzing: make fuzz FUZZTIME=10m
+fuzz: FUZZTIME = 2m
+fuzz: fuzz-brief
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 10x $(PKGS)
+
+lint:
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+demo: deps build
+	@scripts/demo.sh
+
+clean:
+	rm -rf $(BIN)
