@@ -22,8 +22,8 @@ var (
 	clusterIDRe   = regexp.MustCompile(`^[a-z][a-z0-9-]*$`)
 	dbIdentRe     = regexp.MustCompile(`^[a-z_][a-z0-9_$]*$`)
 	dbUserRe      = regexp.MustCompile(`^[a-z_][a-z0-9_$.@+-]*$`)
-	kmsKeyARNRe   = regexp.MustCompile(`^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):kms:([a-z0-9-]+):([0-9]{12}):key/([A-Za-z0-9-]+)$`)
-	roleARNRe     = regexp.MustCompile(`^arn:(aws|aws-cn|aws-us-gov|aws-iso|aws-iso-b):iam::([0-9]{12}):role(/.*)?/([^/]+)$`)
+	kmsKeyARNRe   = regexp.MustCompile(`^arn:(aws|aws-cn|aws-us-gov|aws-iso(?:-[bef])?):kms:([a-z0-9-]+):([0-9]{12}):key/([A-Za-z0-9-]+)$`)
+	roleARNRe     = regexp.MustCompile(`^arn:(aws|aws-cn|aws-us-gov|aws-iso(?:-[bef])?):iam::([0-9]{12}):role(/.*)?/([^/]+)$`)
 )
 
 // KnownRegions are the commercial, China and GovCloud regions at the time of writing. A
@@ -65,9 +65,13 @@ func Partition(region string) string {
 		return "aws-cn"
 	case strings.HasPrefix(region, "us-gov-"):
 		return "aws-us-gov"
-	case strings.HasPrefix(region, "us-isob-"):
+	case strings.Contains(region, "-isob-"):
 		return "aws-iso-b"
-	case strings.HasPrefix(region, "us-iso-"):
+	case strings.Contains(region, "-isoe-"):
+		return "aws-iso-e"
+	case strings.Contains(region, "-isof-"):
+		return "aws-iso-f"
+	case strings.Contains(region, "-iso-"):
 		return "aws-iso"
 	default:
 		return "aws"
@@ -80,7 +84,7 @@ func MaxClusterRoles(region string) int {
 	switch {
 	case region == "ap-northeast-3", region == "af-south-1", region == "eu-south-1",
 		region == "ap-southeast-3", strings.HasPrefix(region, "us-gov-"),
-		strings.HasPrefix(region, "us-iso"):
+		strings.Contains(region, "-iso"):
 		return 10
 	}
 	return 50

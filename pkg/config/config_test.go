@@ -31,6 +31,14 @@ type want struct {
 // badFixtures lists, for every testdata/*.bad.yml, exactly the problems Load must report,
 // in order. Each file covers one family of rules.
 var badFixtures = map[string][]want{
+	"edgecases.bad.yml": {
+		{"5:10", "defaults.tags.", "tag keys must not be empty"},
+		{"7:27", "accounts.a.external_id_file", "an external id is only used when assuming role_arn: set role"},
+		{"13:5", "pairs[0]", "is empty: a pair needs name, cluster, bucket, prefix, access"},
+		{"16:25", "jobs[0].schedule", "\"@every 10s\" is too frequent: @every needs at least 1m"},
+		{"17:45", "jobs[1].copy.from", "is required: the source relative to the pair's prefix, such "},
+		{"18:16", "jobs[2].pair", "there is no pair named \"nothere\""},
+	},
 	"access.bad.yml": {
 		{"11:53", "pairs[2].access", "is required: list unload, copy or both"},
 		{"13:52", "jobs[0].unload", "pair \"readonly\" does not grant unload access (access: [copy]"},
@@ -45,8 +53,9 @@ var badFixtures = map[string][]want{
 		{"18:40", "pairs[0].role.db_users[1]", "\"u\" is listed twice"},
 		{"19:5", "pairs[1].name", "pair \"p\" is already defined at pairs[0]: pair names must be "},
 		{"24:12", "pairs[1].role.name", "role \"shared\" is also used by pair \"p\" in account \"warehouse"},
-		{"29:5", "jobs[0].schedule", "\"schedule\" is given twice (first at line 28); keep one"},
-		{"31:5", "jobs[1].name", "job \"j\" is already defined at jobs[0]: job names must be uni"},
+		{"31:5", "pairs[3].name", "pairs \"a-b\" and \"a_b\" on bucket \"two\" would share the bucket"},
+		{"41:5", "jobs[0].schedule", "\"schedule\" is given twice (first at line 40); keep one"},
+		{"43:5", "jobs[1].name", "job \"j\" is already defined at jobs[0]: job names must be uni"},
 	},
 	"empty.bad.yml": {
 		{"1:1", "", "the file is empty: it needs at least version: 1 and accounts"},

@@ -170,7 +170,7 @@ func (d *decoder) decodeDuration(n *yaml.Node, v reflect.Value, path string) {
 		return
 	}
 	if n.Tag == "!!int" || n.Tag == "!!float" {
-		if n.Value == "0" {
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil && f == 0 {
 			v.SetInt(0)
 			return
 		}

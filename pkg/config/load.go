@@ -103,7 +103,7 @@ func defaultStateDir() string {
 // Pair returns the pair with the given name, or nil.
 func (c *Config) Pair(name string) *Pair {
 	for _, p := range c.Pairs {
-		if p.Name == name {
+		if p != nil && p.Name == name {
 			return p
 		}
 	}
@@ -113,7 +113,7 @@ func (c *Config) Pair(name string) *Pair {
 // Job returns the job with the given name, or nil.
 func (c *Config) Job(name string) *Job {
 	for _, j := range c.Jobs {
-		if j.Name == name {
+		if j != nil && j.Name == name {
 			return j
 		}
 	}

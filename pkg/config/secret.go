@@ -39,7 +39,10 @@ func ReadSecret(env, file string) (Secret, error) {
 		}
 		return Secret{value: v}, nil
 	case file != "":
-		path := ExpandCredentialsPath(file)
+		path, err := ExpandCredentialsPath(file)
+		if err != nil {
+			return Secret{}, err
+		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			return Secret{}, fmt.Errorf("read secret file: %w", err)
@@ -54,15 +57,19 @@ func ReadSecret(env, file string) (Secret, error) {
 }
 
 // ExpandCredentialsPath expands $CREDENTIALS_DIRECTORY (systemd LoadCredential=) at the
-// start of a *_file path.
-func ExpandCredentialsPath(p string) string {
-	dir := os.Getenv("CREDENTIALS_DIRECTORY")
+// start of a *_file path. It is an error when the path uses it and it is not set: reading
+// from / instead would find the wrong file or none.
+func ExpandCredentialsPath(p string) (string, error) {
 	for _, v := range []string{"${CREDENTIALS_DIRECTORY}", "$CREDENTIALS_DIRECTORY"} {
 		if strings.HasPrefix(p, v+"/") {
-			return dir + p[len(v):]
+			dir := os.Getenv("CREDENTIALS_DIRECTORY")
+			if dir == "" {
+				return "", fmt.Errorf("%s uses $CREDENTIALS_DIRECTORY, which is not set: run under systemd with LoadCredential=, or set it", p)
+			}
+			return dir + p[len(v):], nil
 		}
 	}
-	return p
+	return p, nil
 }
 
 // PasswordSecret returns the cluster's password (auth: password).

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/robfig/cron/v3"
 
@@ -25,8 +26,10 @@ const (
 	MinReconcileInterval = 30 * time.Second
 	maxS3KeyBytes        = 1024
 	maxTagsPerResource   = 50
-	// ManagedByTag marks what xacctd owns; users cannot set it.
+	// ManagedByTag (value xacctd) marks what xacctd owns; users cannot set it.
 	ManagedByTag = "managed-by"
+	// PairTag names the pair a role belongs to; users cannot set it.
+	PairTag = "xacctd-pair"
 )
 
 var (
@@ -163,11 +166,13 @@ func (v *validator) defaults() {
 		p := "defaults.tags." + k
 		val := d.Tags[k]
 		switch {
-		case k == ManagedByTag:
-			v.ps.addf(p, "the tag %s is reserved: xacctd sets it on what it owns", ManagedByTag)
+		case k == "":
+			v.ps.addf(p, "tag keys must not be empty")
+		case k == ManagedByTag || k == PairTag:
+			v.ps.addf(p, "the tag %s is reserved: xacctd sets it on what it owns", k)
 		case strings.HasPrefix(strings.ToLower(k), "aws:"):
 			v.ps.addf(p, "tag keys starting with aws: are reserved by AWS")
-		case len(k) > 128 || len(val) > 256:
+		case utf8.RuneCountInString(k) > 128 || utf8.RuneCountInString(val) > 256:
 			v.ps.addf(p, "tag keys may be at most 128 characters and values at most 256")
 		case !tagCharsRe.MatchString(k) || !tagCharsRe.MatchString(val):
 			v.ps.addf(p, "tags may contain only letters, digits, spaces and _ . : / = + - @")
@@ -248,7 +253,11 @@ func (v *validator) accounts() map[string]string {
 			v.ps.addf(p+".external_id_file", "give external_id_env or external_id_file, not both")
 		}
 		if (a.ExternalIDEnv != "" || a.ExternalIDFile != "") && a.RoleARN == "" {
-			v.ps.addf(p+".external_id_env", "an external id is only used when assuming role_arn: set role_arn or remove it")
+			key := ".external_id_env"
+			if a.ExternalIDEnv == "" {
+				key = ".external_id_file"
+			}
+			v.ps.addf(p+key, "an external id is only used when assuming role_arn: set role_arn or remove it")
 		}
 		v.envName(p+".external_id_env", a.ExternalIDEnv)
 		v.secretFile(p+".external_id_file", a.ExternalIDFile)
@@ -363,6 +372,7 @@ type roleUse struct {
 func (v *validator) pairs(accountIDs map[string]string) {
 	names := map[string]int{}
 	roles := map[string]roleUse{} // account name + lowercased role name -> first use
+	sids := map[string]string{}   // bucket + statement Sid -> pair
 	perCluster := map[string][]string{}
 	for i, pr := range v.c.Pairs {
 		p := fmt.Sprintf("pairs[%d]", i)
@@ -426,6 +436,13 @@ func (v *validator) pairs(accountIDs map[string]string) {
 			v.uniqueRole(roles, cl.Account, pr.Role.Name, p+".role.name", pr.Name)
 			perCluster[pr.Cluster] = append(perCluster[pr.Cluster], strings.ToLower(pr.Role.Name))
 			v.trustSize(p, pr, cl)
+		}
+		if bucketOK && pr.Name != "" {
+			key := pr.Bucket + "/" + policy.PairSid(pr.Name, "")
+			if other, dup := sids[key]; dup && other != pr.Name {
+				v.ps.addf(p+".name", "pairs %q and %q on bucket %q would share the bucket policy Sid %s (Sids keep only letters and digits): rename one", other, pr.Name, pr.Bucket, policy.PairSid(pr.Name, ""))
+			}
+			sids[key] = pr.Name
 		}
 		if bucketOK && pr.TargetRole != nil && pr.Method == "role-chaining" {
 			b := v.c.Buckets[pr.Bucket]
@@ -601,8 +618,13 @@ func (v *validator) schedule(path, spec string) {
 		v.ps.addf(path, "write the time zone in the job's timezone key, not as TZ= in the schedule")
 		return
 	}
-	if _, err := CronParser.Parse(spec); err != nil {
+	sched, err := CronParser.Parse(spec)
+	if err != nil {
 		v.ps.addf(path, "%q is not a valid schedule (%v): use 5 fields (minute hour day-of-month month day-of-week) or @hourly, @daily, @weekly, @monthly, @yearly, @every 1h", spec, err)
+		return
+	}
+	if every, ok := sched.(cron.ConstantDelaySchedule); ok && every.Delay < time.Minute {
+		v.ps.addf(path, "%q is too frequent: @every needs at least 1m", spec)
 	}
 }
 
@@ -747,8 +769,10 @@ func (v *validator) copy(p string, j *Job, pair *Pair, loc *time.Location) {
 		}
 		seen[strings.ToLower(col)] = true
 	}
-	if out, ok := v.template(p+".from", c.From, j, loc); ok {
-		v.destination(p+".from", out, pair, !c.Options.Manifest)
+	if c.From == "" {
+		v.ps.addf(p+".from", "is required: the source relative to the pair's prefix, such as events/{{ .ScheduledTime.Format \"2006/01/02\" }}/")
+	} else if out, ok := v.template(p+".from", c.From, j, loc); ok {
+		v.destination(p+".from", out, pair, false)
 		if c.Options.Manifest && strings.HasSuffix(out, "/") {
 			v.ps.addf(p+".from", "with manifest: true, from names the manifest file, not a prefix ending with /")
 		}

@@ -4,6 +4,7 @@ package policy
 import (
 	"encoding/json"
 	"sort"
+	"strings"
 )
 
 // Version is the only policy language version xacctd writes.
@@ -78,4 +79,30 @@ func Compact(d Document) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// PairSid is the Sid of an owned bucket policy statement of a pair: Xacctd, the pair name in
+// CamelCase with only letters and digits (S3 accepts nothing else in a Sid), and a suffix.
+// "analytics-to-lake", "Objects" -> "XacctdAnalyticsToLakeObjects".
+func PairSid(pair, suffix string) string {
+	var b strings.Builder
+	b.WriteString(OwnedSidPrefix)
+	upper := true
+	for _, r := range pair {
+		switch {
+		case r >= 'a' && r <= 'z':
+			if upper {
+				r -= 'a' - 'A'
+			}
+			b.WriteRune(r)
+			upper = false
+		case (r >= 'A' && r <= 'Z') || (r >= '0' && r <= '9'):
+			b.WriteRune(r)
+			upper = false
+		default:
+			upper = true
+		}
+	}
+	b.WriteString(suffix)
+	return b.String()
 }
