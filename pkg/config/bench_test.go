@@ -7,7 +7,8 @@ import (
 )
 
 // generated returns a valid config with the given numbers of pairs and jobs, spread over two
-// accounts, enough clusters to stay under Redshift's role quota, and ten buckets.
+// accounts, enough clusters to stay under Redshift's role quota, and 50 buckets (20 pairs
+// each: one bucket policy holds about 28 bucket-policy pairs within S3's 20 KB).
 func generated(pairs, jobs int) []byte {
 	var b strings.Builder
 	b.WriteString("version: 1\naccounts:\n  warehouse: {id: \"111111111111\", role_arn: \"arn:aws:iam::111111111111:role/xacctd-admin\"}\n  lake: {id: \"222222222222\", role_arn: \"arn:aws:iam::222222222222:role/xacctd-admin\"}\n")
@@ -17,12 +18,12 @@ func generated(pairs, jobs int) []byte {
 		fmt.Fprintf(&b, "  c%d: {account: warehouse, identifier: cluster-%d, database: analytics, user: etl_loader}\n", i, i)
 	}
 	b.WriteString("buckets:\n")
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 50; i++ {
 		fmt.Fprintf(&b, "  b%d: {account: lake, name: acme-bucket-%d, create: true}\n", i, i)
 	}
 	b.WriteString("pairs:\n")
 	for i := 0; i < pairs; i++ {
-		fmt.Fprintf(&b, "  - {name: pair-%d, cluster: c%d, bucket: b%d, prefix: \"p%d/\", access: [unload, copy], role: {name: Role%d, db_users: [etl_loader]}}\n", i, i/40, i%10, i, i)
+		fmt.Fprintf(&b, "  - {name: pair-%d, cluster: c%d, bucket: b%d, prefix: \"p%d/\", access: [unload, copy], role: {name: Role%d, db_users: [etl_loader]}}\n", i, i/40, i%50, i, i)
 	}
 	b.WriteString("jobs:\n")
 	for i := 0; i < jobs; i++ {

@@ -31,6 +31,9 @@ type want struct {
 // badFixtures lists, for every testdata/*.bad.yml, exactly the problems Load must report,
 // in order. Each file covers one family of rules.
 var badFixtures = map[string][]want{
+	"policy-size.bad.yml": {
+		{"36:5", "pairs[25]", "the pairs on bucket \"b\" up to this one need 2"},
+	},
 	"edgecases.bad.yml": {
 		{"5:10", "defaults.tags.", "tag keys must not be empty"},
 		{"7:27", "accounts.a.external_id_file", "an external id is only used when assuming role_arn: set role"},

@@ -374,6 +374,13 @@ func (v *validator) pairs(accountIDs map[string]string) {
 	roles := map[string]roleUse{} // account name + lowercased role name -> first use
 	sids := map[string]string{}   // bucket + statement Sid -> pair
 	perCluster := map[string][]string{}
+	policyBytes := map[string]int{} // bucket entry -> size of the statements xacctd will own
+	cleanpath := map[string]bool{}
+	for _, j := range v.c.Jobs {
+		if j != nil && j.Unload != nil && j.Unload.Options.CleanPath {
+			cleanpath[j.Pair] = true
+		}
+	}
 	for i, pr := range v.c.Pairs {
 		p := fmt.Sprintf("pairs[%d]", i)
 		if pr == nil {
@@ -434,6 +441,18 @@ func (v *validator) pairs(accountIDs map[string]string) {
 		}
 		if cl != nil && cl.Account != "" {
 			v.uniqueRole(roles, cl.Account, pr.Role.Name, p+".role.name", pr.Name)
+			if bucketOK && pr.Method == "bucket-policy" && v.c.Accounts[cl.Account] != nil {
+				b := v.c.Buckets[pr.Bucket]
+				arn := awsid.RoleARN(awsid.Partition(cl.Region), v.c.Accounts[cl.Account].ID, pr.Role.Path, pr.Role.Name)
+				access := policy.Access{Partition: awsid.Partition(b.Region), Bucket: b.Name, Prefix: pr.Prefix, Unload: pr.Has("unload"), Copy: pr.Has("copy"), Delete: cleanpath[pr.Name]}
+				for _, st := range policy.S3Statements(access, arn, policy.PairSid(pr.Name, "")) {
+					policyBytes[pr.Bucket] += len(policy.Compact(policy.Document{Statement: []policy.Statement{st}}))
+				}
+				if policyBytes[pr.Bucket] > policy.MaxBucketPolicyBytes {
+					v.ps.addf(p, "the pairs on bucket %q up to this one need %d bytes of bucket policy; S3 allows %d: use role-chaining for some pairs (no bucket statements) or another bucket", pr.Bucket, policyBytes[pr.Bucket], policy.MaxBucketPolicyBytes)
+					policyBytes[pr.Bucket] = -1 << 30 // report once per bucket
+				}
+			}
 			perCluster[pr.Cluster] = append(perCluster[pr.Cluster], strings.ToLower(pr.Role.Name))
 			v.trustSize(p, pr, cl)
 		}
