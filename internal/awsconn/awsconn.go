@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
@@ -103,8 +102,9 @@ func New(cfg *config.Config, counter *Counter) *Accounts {
 // Counter returns the request counter shared by every client.
 func (a *Accounts) Counter() *Counter { return a.counter }
 
-// Config returns an SDK configuration acting in the named account, in region. The first
-// call for an account assumes its role and checks the account id (sts:GetCallerIdentity).
+// Config returns an SDK configuration acting in the named account, in region. Credentials
+// are fetched when first used and refreshed before they expire; every fetch checks that they
+// act in the configured account.
 func (a *Accounts) Config(ctx context.Context, name, region string) (aws.Config, error) {
 	a.mu.Lock()
 	acc, ok := a.accounts[name]
@@ -160,27 +160,62 @@ func (a *Accounts) open(ctx context.Context, name string) (aws.Config, error) {
 		if err != nil {
 			return aws.Config{}, err
 		}
-		provider := stscreds.NewAssumeRoleProvider(sts.NewFromConfig(base), acct.RoleARN, func(o *stscreds.AssumeRoleOptions) {
-			o.RoleSessionName = SessionName
-			if !ext.IsZero() {
-				v := ext.Reveal()
-				o.ExternalID = &v
-			}
+		// The account is checked on every AssumeRole from its response (the assumed role's
+		// ARN names the account), at no extra request.
+		c.Credentials = aws.NewCredentialsCache(&assumeProvider{
+			client: sts.NewFromConfig(base), account: acct, externalID: ext,
 		})
-		c.Credentials = aws.NewCredentialsCache(provider)
+		return c, nil
 	}
+	// Base credentials as they are: ask STS once which account they act in.
 	id, err := sts.NewFromConfig(c).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
-		how := "the base credentials"
-		if acct.RoleARN != "" {
-			how = "assuming " + acct.RoleARN
-		}
-		return aws.Config{}, fmt.Errorf("account %s: reach it by %s: %w (check the credentials and that the role trusts them)", name, how, err)
+		return aws.Config{}, fmt.Errorf("account %s: check the base credentials: %w", name, err)
 	}
 	if got := aws.ToString(id.Account); got != acct.ID {
-		return aws.Config{}, fmt.Errorf("account %s: the credentials act in account %s, but the configuration says %s: refusing to act in the wrong account", name, got, acct.ID)
+		return aws.Config{}, wrongAccount(name, got, acct.ID)
 	}
 	return c, nil
+}
+
+func wrongAccount(name, got, want string) error {
+	return fmt.Errorf("account %s: the credentials act in account %s, but the configuration says %s: refusing to act in the wrong account", name, got, want)
+}
+
+// assumeProvider assumes an account's role and checks that the role is in that account.
+type assumeProvider struct {
+	client     *sts.Client
+	account    *config.Account
+	externalID config.Secret
+}
+
+func (p *assumeProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	in := &sts.AssumeRoleInput{RoleArn: aws.String(p.account.RoleARN), RoleSessionName: aws.String(SessionName)}
+	if !p.externalID.IsZero() {
+		in.ExternalId = aws.String(p.externalID.Reveal())
+	}
+	out, err := p.client.AssumeRole(ctx, in)
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("account %s: assume %s: %w (check that the role exists, trusts xacctd's base credentials and, if set, the external id)", p.account.Name, p.account.RoleARN, err)
+	}
+	if out.Credentials == nil || out.AssumedRoleUser == nil {
+		return aws.Credentials{}, fmt.Errorf("account %s: assume %s: STS returned no credentials", p.account.Name, p.account.RoleARN)
+	}
+	// arn:aws:sts::ACCOUNT:assumed-role/NAME/SESSION
+	parts := strings.Split(aws.ToString(out.AssumedRoleUser.Arn), ":")
+	if len(parts) < 5 || parts[4] != p.account.ID {
+		got := "unknown"
+		if len(parts) >= 5 {
+			got = parts[4]
+		}
+		return aws.Credentials{}, wrongAccount(p.account.Name, got, p.account.ID)
+	}
+	c := out.Credentials
+	return aws.Credentials{
+		AccessKeyID: aws.ToString(c.AccessKeyId), SecretAccessKey: aws.ToString(c.SecretAccessKey),
+		SessionToken: aws.ToString(c.SessionToken), Source: "xacctd-assume-role",
+		CanExpire: c.Expiration != nil, Expires: aws.ToTime(c.Expiration),
+	}, nil
 }
 
 // S3Options are the S3 client options xacctd uses: path-style addressing when an endpoint

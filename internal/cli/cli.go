@@ -85,8 +85,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return e.validate(rest)
 	case "version", "--version", "-version":
 		return e.version()
-	case "plan", "apply", "check", "run":
-		return e.notYet(cmd, rest, cmd == "plan" || cmd == "apply")
+	case "plan":
+		return e.plan(rest)
+	case "apply":
+		return e.apply(rest)
+	case "check", "run":
+		return e.notYet(cmd, rest, false)
 	case "jobs":
 		if len(rest) == 0 {
 			fmt.Fprintln(stderr, "xacctd jobs: name a subcommand: list, run NAME or history NAME")

@@ -11,6 +11,8 @@ type Observed struct {
 	Buckets  map[string]*ObservedBucket  // by bucket name
 	Roles    map[string]*ObservedRole    // by RoleKey(account id, name)
 	Clusters map[string]*ObservedCluster // by ClusterKey(account id, region, identifier)
+	// Errors are reads that failed: what they cover is left alone and reported.
+	Errors []ObserveError
 }
 
 // RoleKey identifies a role: IAM role names are unique per account, case-insensitively.

@@ -109,14 +109,31 @@ type planner struct {
 	d    *Desired
 	o    *Observed
 	plan *Plan
-	// roles that exist and are not xacctd's: their pairs are blocked.
+	// roles that exist and are not xacctd's, or could not be read: their pairs are blocked.
 	conflictRoles map[string]bool
+	// reads that failed, by what they cover
+	failedRoles    map[string]error // account name
+	failedBuckets  map[string]error // bucket name
+	failedClusters map[string]error // account name + "/" + region
 }
 
 // MakePlan compares desired with observed state. It is a pure function: the same inputs
 // give the same plan, in apply order (see applyRank).
 func MakePlan(d *Desired, o *Observed) *Plan {
-	p := &planner{d: d, o: o, plan: &Plan{Changes: []Change{}, Conflicts: []Conflict{}}, conflictRoles: map[string]bool{}}
+	p := &planner{d: d, o: o, plan: &Plan{Changes: []Change{}, Conflicts: []Conflict{}}, conflictRoles: map[string]bool{},
+		failedRoles: map[string]error{}, failedBuckets: map[string]error{}, failedClusters: map[string]error{}}
+	for _, e := range o.Errors {
+		switch e.Type {
+		case TypeRole:
+			p.failedRoles[e.Account] = e.Err
+		case TypeBucket:
+			p.failedBuckets[e.ID] = e.Err
+		case TypeAssociation:
+			p.failedClusters[e.Account+"/"+e.ID] = e.Err
+		}
+		p.plan.Conflicts = append(p.plan.Conflicts, Conflict{Type: e.Type, Account: e.Account, ID: e.ID,
+			Reason: fmt.Sprintf("could not be read, so it is left alone this time: %v", e.Err)})
+	}
 	p.roles() // first, to know conflicts; changes are sorted at the end
 	p.buckets()
 	p.associations()
@@ -147,6 +164,9 @@ func (p *planner) add(c Change) { p.plan.Changes = append(p.plan.Changes, c) }
 
 func (p *planner) buckets() {
 	for _, b := range p.d.Buckets {
+		if p.failedBuckets[b.Name] != nil {
+			continue
+		}
 		ob := p.o.Buckets[b.Name]
 		base := Change{Account: b.Account, AccountID: b.AccountID, Region: b.Region}
 		if ob == nil || !ob.Exists {
@@ -309,6 +329,10 @@ func (p *planner) roles() {
 	for _, r := range p.d.Roles {
 		key := RoleKey(r.AccountID, r.Name)
 		desiredKeys[key] = true
+		if p.failedRoles[r.Account] != nil {
+			p.conflictRoles[r.ARN] = true
+			continue
+		}
 		or := p.o.Roles[key]
 		base := Change{Account: r.Account, AccountID: r.AccountID, ID: r.Name, Pair: r.Pair}
 		trust := mustJSON(r.Trust)
@@ -437,6 +461,9 @@ func (p *planner) associations() {
 			wanted[key] = map[string]bool{}
 		}
 		wanted[key][a.RoleARN] = true
+		if p.failedClusters[a.Account+"/"+a.Region] != nil {
+			continue
+		}
 		oc := p.o.Clusters[key]
 		if oc == nil {
 			p.plan.Conflicts = append(p.plan.Conflicts, Conflict{

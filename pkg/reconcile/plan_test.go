@@ -100,8 +100,8 @@ func TestPlan(t *testing.T) {
 	cfg := loadExample(t)
 	d := Desire(cfg)
 	tests := []struct {
-		name   string
-		mutate func(t *testing.T, o *Observed)
+		name      string
+		mutate    func(t *testing.T, o *Observed)
 		cfg       func(c *config.Config)
 		empty     bool
 		conflicts int

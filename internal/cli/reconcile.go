@@ -1,0 +1,181 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/xacctd/xacctd/internal/awsconn"
+	"github.com/xacctd/xacctd/pkg/config"
+	"github.com/xacctd/xacctd/pkg/logging"
+	"github.com/xacctd/xacctd/pkg/reconcile"
+)
+
+// setup parses common flags, builds the logger and loads the configuration. On failure it
+// has printed why and returns the exit code.
+func (e *env) setup(name string, args []string, withOutput bool, extra func(*flag.FlagSet)) (*config.Config, *zap.Logger, common, int) {
+	var c common
+	fs := e.flags(name, &c, withOutput)
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, c, ExitUsage
+	}
+	if withOutput && c.output != "text" && c.output != "json" {
+		fmt.Fprintf(e.stderr, "xacctd %s: --output %q: use text or json\n", name, c.output)
+		return nil, nil, c, ExitUsage
+	}
+	log, err := logging.New(e.stderr, c.logFormat, c.logLevel)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "xacctd %s: %v\n", name, err)
+		return nil, nil, c, ExitUsage
+	}
+	path := config.PathFromEnv(c.config)
+	cfg, err := config.Load(path)
+	if err != nil {
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			fmt.Fprintln(e.stderr, cerr.Error())
+			fmt.Fprintf(e.stderr, "%s: %d problem(s); nothing was applied\n", path, len(cerr.Problems))
+		} else {
+			fmt.Fprintf(e.stderr, "xacctd %s: %v\n", name, err)
+		}
+		return nil, nil, c, ExitError
+	}
+	log.Info("configuration loaded", logging.Event("config.loaded"), zap.String("file", path),
+		zap.Int("pairs", len(cfg.Pairs)), zap.Int("jobs", len(cfg.Jobs)))
+	return cfg, log, c, -1
+}
+
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+func newReconciler(cfg *config.Config, log *zap.Logger) (*reconcile.Reconciler, *awsconn.Counter) {
+	counter := awsconn.NewCounter()
+	accounts := awsconn.New(cfg, counter)
+	return &reconcile.Reconciler{
+		Config: cfg, Clients: awsconn.Clients{Accounts: accounts},
+		Options: reconcile.ApplyOptions{Logger: log.Named("reconcile")},
+	}, counter
+}
+
+func stats(counter *awsconn.Counter, start time.Time) reconcile.Stats {
+	total, byOp := counter.Snapshot()
+	return reconcile.Stats{APICalls: total, ByOperation: byOp, DurationMS: time.Since(start).Milliseconds()}
+}
+
+func (e *env) plan(args []string) int {
+	cfg, log, c, code := e.setup("plan", args, true, nil)
+	if code >= 0 {
+		return code
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	start := time.Now()
+	r, counter := newReconciler(cfg, log)
+	snap := r.Plan(ctx)
+	st := stats(counter, start)
+	if err := writePlan(e.stdout, c.output, snap.Plan, st); err != nil {
+		fmt.Fprintf(e.stderr, "xacctd plan: %v\n", err)
+		return ExitError
+	}
+	log.Info("plan finished", logging.Event("reconcile.finished"), zap.Int("changes", len(snap.Plan.Changes)),
+		zap.Int("conflicts", len(snap.Plan.Conflicts)), zap.Int("api_calls", st.APICalls), zap.Int64("duration_ms", st.DurationMS))
+	switch {
+	case len(snap.Plan.Conflicts) > 0:
+		return ExitError
+	case !snap.Plan.Empty():
+		return ExitChanges
+	}
+	return ExitOK
+}
+
+func writePlan(w io.Writer, output string, p *reconcile.Plan, st reconcile.Stats) error {
+	if output == "json" {
+		return reconcile.WriteJSON(w, p, st)
+	}
+	if err := reconcile.WriteText(w, p); err != nil {
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n(%d AWS calls, %d ms)\n", st.APICalls, st.DurationMS)
+	return err
+}
+
+func (e *env) apply(args []string) int {
+	cfg, log, c, code := e.setup("apply", args, true, nil)
+	if code >= 0 {
+		return code
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	start := time.Now()
+	r, counter := newReconciler(cfg, log)
+	log.Info("reconcile started", logging.Event("reconcile.started"))
+	res := r.Apply(ctx)
+	st := stats(counter, start)
+	if c.output == "json" {
+		doc := struct {
+			reconcile.Document
+			Results   []reconcile.ChangeResult `json:"results"`
+			NotInSync []string                 `json:"not_in_sync"`
+			InSync    bool                     `json:"in_sync"`
+			Remaining []reconcile.Change       `json:"remaining"`
+		}{
+			Document: reconcile.Document{Changes: res.Before.Plan.Changes, Conflicts: res.After.Plan.Conflicts, Summary: res.Before.Plan.Summary(), Stats: st},
+			Results:  res.Result.Results, NotInSync: res.Result.NotInSync, InSync: res.InSync(), Remaining: res.After.Plan.Changes,
+		}
+		if doc.Results == nil {
+			doc.Results = []reconcile.ChangeResult{}
+		}
+		writeJSON(e.stdout, doc)
+	} else {
+		writeApplyText(e.stdout, res, st)
+	}
+	ev := "reconcile.finished"
+	if !res.InSync() {
+		ev = "reconcile.failed"
+	}
+	log.Info("apply finished", logging.Event(ev), zap.Bool("in_sync", res.InSync()), zap.Int("api_calls", st.APICalls), zap.Int64("duration_ms", st.DurationMS))
+	if !res.InSync() {
+		return ExitError
+	}
+	return ExitOK
+}
+
+func writeApplyText(w io.Writer, res *reconcile.ApplyResult, st reconcile.Stats) {
+	if len(res.Result.Results) == 0 && res.Before.Plan.Empty() {
+		fmt.Fprintln(w, "No changes: AWS matches the configuration.")
+	}
+	counts := map[reconcile.Outcome]int{}
+	for _, r := range res.Result.Results {
+		counts[r.Outcome]++
+		line := fmt.Sprintf("  %-7s %s %s %s", r.Outcome, r.Action, r.Type, r.ID)
+		if r.Error != "" {
+			line += "\n          " + r.Error
+		}
+		fmt.Fprintln(w, line)
+	}
+	if len(res.Result.Results) > 0 {
+		fmt.Fprintf(w, "\nApplied %d, failed %d, skipped %d.\n", counts[reconcile.Applied], counts[reconcile.Failed], counts[reconcile.Skipped])
+	}
+	for _, id := range res.Result.NotInSync {
+		fmt.Fprintf(w, "  not in-sync yet: %s\n", id)
+	}
+	if len(res.After.Plan.Conflicts) > 0 || !res.After.Plan.Empty() {
+		fmt.Fprintln(w, "\nStill different from the configuration:")
+		_ = reconcile.WriteText(w, res.After.Plan)
+	} else {
+		fmt.Fprintln(w, "In sync.")
+	}
+	fmt.Fprintf(w, "(%d AWS calls, %d ms)\n", st.APICalls, st.DurationMS)
+}
