@@ -443,3 +443,33 @@ func TestConflictUnmanagedRole(t *testing.T) {
 		}
 	}
 }
+
+// TestWrongAccountRefused: credentials that act in another account than configured are
+// refused before anything is read or written there.
+func TestWrongAccountRefused(t *testing.T) {
+	// Without role_arn the sandbox's base credentials act in moto's default account, not in
+	// the configured one.
+	text := strings.Replace(configText(false), "role_arn: arn:aws:iam::"+world.WarehouseAccount+":role/xacctd-admin", "role_arn: \"\"", 1)
+	if text == configText(false) {
+		t.Fatal("fixture: warehouse role_arn not found in the config fragment")
+	}
+	e := setup(t, text)
+	res := e.r.Apply(e.ctx)
+	if res.InSync() {
+		t.Fatal("apply in sync with the wrong account's credentials")
+	}
+	found := false
+	for _, c := range res.After.Plan.Conflicts {
+		if c.Account == "warehouse" && strings.Contains(c.Reason, "refusing to act in the wrong account") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no wrong-account conflict: %+v", res.After.Plan.Conflicts)
+	}
+	for _, r := range res.Result.Results {
+		if r.Account == "warehouse" && r.Outcome == reconcile.Applied {
+			t.Errorf("a change was applied in the wrong account: %+v", r)
+		}
+	}
+}
