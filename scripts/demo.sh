@@ -69,8 +69,8 @@ sed 's/^/    /' "$work/config.yaml"
 step "xacctd validate"
 bin/xacctd validate --config "$work/config.yaml"
 
-step "xacctd plan / apply / jobs run"
-for cmd in "plan" "apply" "jobs run orders-nightly"; do
+step "xacctd plan, apply, plan again (nothing to do), check, jobs run"
+for cmd in "plan" "apply" "plan" "check" "jobs run orders-nightly"; do
   set +e
   # shellcheck disable=SC2086
   bin/xacctd $cmd --config "$work/config.yaml" 2>"$work/err"

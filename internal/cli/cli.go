@@ -89,7 +89,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return e.plan(rest)
 	case "apply":
 		return e.apply(rest)
-	case "check", "run":
+	case "check":
+		return e.check(rest)
+	case "run":
 		return e.notYet(cmd, rest, false)
 	case "jobs":
 		if len(rest) == 0 {

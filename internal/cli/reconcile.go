@@ -179,3 +179,55 @@ func writeApplyText(w io.Writer, res *reconcile.ApplyResult, st reconcile.Stats)
 	}
 	fmt.Fprintf(w, "(%d AWS calls, %d ms)\n", st.APICalls, st.DurationMS)
 }
+
+func (e *env) check(args []string) int {
+	var probe *bool
+	cfg, log, c, code := e.setup("check", args, true, func(fs *flag.FlagSet) {
+		probe = fs.Bool("probe", false, "also run a real UNLOAD ('SELECT 1') per unload pair")
+	})
+	if code >= 0 {
+		return code
+	}
+	if *probe {
+		fmt.Fprintln(e.stderr, "xacctd check: --probe is not in this build yet (it arrives with jobs); running the read-only preflight")
+	}
+	ctx, cancel := signalContext()
+	defer cancel()
+	start := time.Now()
+	r, counter := newReconciler(cfg, log)
+	snap := r.Plan(ctx)
+	ready := reconcile.Readiness(snap)
+	st := stats(counter, start)
+	all := true
+	for _, p := range ready {
+		all = all && p.Ready
+		ev, lvl := "pair.ready", log.Info
+		if !p.Ready {
+			ev, lvl = "pair.not_ready", log.Warn
+		}
+		lvl("pair checked", logging.Event(ev), zap.String("pair", p.Pair), zap.String("reason", p.Reason()))
+	}
+	if c.output == "json" {
+		writeJSON(e.stdout, map[string]any{"pairs": ready, "ready": all, "stats": st})
+	} else {
+		for _, p := range ready {
+			state := "ready"
+			if !p.Ready {
+				state = "NOT READY"
+			}
+			fmt.Fprintf(e.stdout, "pair %s (%s): %s\n", p.Pair, p.Method, state)
+			for _, l := range p.Links {
+				mark := "ok  "
+				if !l.OK {
+					mark = "FAIL"
+				}
+				fmt.Fprintf(e.stdout, "  %s %s: %s\n", mark, l.Name, l.Detail)
+			}
+		}
+		fmt.Fprintf(e.stdout, "(%d AWS calls, %d ms)\n", st.APICalls, st.DurationMS)
+	}
+	if !all {
+		return ExitError
+	}
+	return ExitOK
+}

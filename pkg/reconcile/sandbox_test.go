@@ -228,6 +228,11 @@ func TestFreshApplyThenNoOpPlan(t *testing.T) {
 		t.Errorf("no-op plan: %d AWS calls %v, want %d", total, byOp, want)
 	}
 	t.Logf("no-op plan: %d calls %v", total, byOp)
+	for _, r := range reconcile.Readiness(e.r.Plan(e.ctx)) {
+		if !r.Ready {
+			t.Errorf("pair %s not ready after apply: %s", r.Pair, r.Reason())
+		}
+	}
 
 	// The access path works: UNLOAD into the lake account's bucket through the stand-in.
 	conn := connect(t, e.ctx)
@@ -433,6 +438,14 @@ func TestConflictUnmanagedRole(t *testing.T) {
 	if _, ok := describeRoles(t, e)[aws.ToString(got.Role.Arn)]; ok {
 		t.Errorf("unmanaged role was associated")
 	}
+	for _, r := range reconcile.Readiness(res.After) {
+		switch {
+		case r.Pair == "analytics-to-lake" && (r.Ready || !strings.Contains(r.Reason(), "not managed by xacctd")):
+			t.Errorf("conflicted pair readiness = %v, %q", r.Ready, r.Reason())
+		case r.Pair == "events-from-lake" && !r.Ready:
+			t.Errorf("other pair not ready: %s", r.Reason())
+		}
+	}
 	// The other pair was applied.
 	if _, err := e.whIAM.GetRole(e.ctx, &iam.GetRoleInput{RoleName: aws.String("RedshiftEventsReader")}); err != nil {
 		t.Errorf("the other pair's role was not created: %v", err)
@@ -470,6 +483,34 @@ func TestWrongAccountRefused(t *testing.T) {
 	for _, r := range res.Result.Results {
 		if r.Account == "warehouse" && r.Outcome == reconcile.Applied {
 			t.Errorf("a change was applied in the wrong account: %+v", r)
+		}
+	}
+}
+
+// TestNotReadyWhileAdding: a pair whose association Redshift is still applying is not ready,
+// with the reason in words; once in-sync it is.
+func TestNotReadyWhileAdding(t *testing.T) {
+	e := setup(t, configText(false))
+	ctx := e.ctx
+	if err := world.Moto.SetRoleDelay(ctx, 3*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	defer world.Moto.SetRoleDelay(context.Background(), 300*time.Millisecond)
+	e.r.Options.NoWait = true
+	e.r.Apply(ctx)
+	var r reconcile.PairReadiness
+	for _, pr := range reconcile.Readiness(e.r.Plan(ctx)) {
+		if pr.Pair == "analytics-to-lake" {
+			r = pr
+		}
+	}
+	if r.Ready || !strings.Contains(r.Reason(), "adding") {
+		t.Fatalf("readiness while adding = %v, %q", r.Ready, r.Reason())
+	}
+	time.Sleep(3500 * time.Millisecond)
+	for _, pr := range reconcile.Readiness(e.r.Plan(ctx)) {
+		if !pr.Ready {
+			t.Errorf("pair %s not ready once in-sync: %s", pr.Pair, pr.Reason())
 		}
 	}
 }
