@@ -88,6 +88,7 @@ func Observe(ctx context.Context, cfg *config.Config, d *Desired, clients Client
 		tasks = append(tasks, func(ctx context.Context) {
 			roles, err := observeRoles(ctx, clients, name)
 			if err != nil {
+				err = explain(err)
 				fail(ObserveError{Type: TypeRole, Account: name, ID: "*", Err: err})
 				return
 			}
@@ -101,6 +102,11 @@ func Observe(ctx context.Context, cfg *config.Config, d *Desired, clients Client
 	for _, b := range d.Buckets {
 		tasks = append(tasks, func(ctx context.Context) {
 			ob, err := observeBucket(ctx, clients, b)
+			if code := errorCode(err); code == "AccessDenied" || code == "Forbidden" {
+				err = fmt.Errorf("%w (likely cause: the bucket belongs to another account, as bucket names are global, or xacctd's role in account %s lacks the s3:GetBucket* read permissions)", err, b.AccountID)
+			} else {
+				err = explain(err)
+			}
 			if err != nil {
 				fail(ObserveError{Type: TypeBucket, Account: b.Account, ID: b.Name, Err: err})
 				return
@@ -119,6 +125,7 @@ func Observe(ctx context.Context, cfg *config.Config, d *Desired, clients Client
 		tasks = append(tasks, func(ctx context.Context) {
 			clusters, err := observeClusters(ctx, clients, key[0], key[1])
 			if err != nil {
+				err = explain(err)
 				fail(ObserveError{Type: TypeAssociation, Account: key[0], ID: key[1], Err: err})
 				return
 			}

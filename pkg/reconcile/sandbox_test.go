@@ -514,3 +514,75 @@ func TestNotReadyWhileAdding(t *testing.T) {
 		}
 	}
 }
+
+// TestBusyClusterRetried: while Redshift is still applying an earlier association the
+// cluster refuses another (InvalidClusterState); apply backs off and succeeds within its
+// bound.
+func TestBusyClusterRetried(t *testing.T) {
+	e := setup(t, configText(false))
+	if err := world.Moto.SetRoleDelay(e.ctx, 2*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	defer world.Moto.SetRoleDelay(context.Background(), 300*time.Millisecond)
+	e.r.Options.NoWait = true
+	if res := e.r.Apply(e.ctx); res.Result.Failed() {
+		t.Fatalf("first apply: %+v", res.Result)
+	}
+	// The first association is still "adding": the cluster is busy.
+	e.load(configText(true))
+	e.r.Options.NoWait = false
+	res := e.apply()
+	if !res.InSync() {
+		t.Fatalf("not in sync after a busy cluster: %+v", res.After.Plan)
+	}
+	_, byOp := e.counter.Snapshot()
+	if byOp["redshift:ModifyClusterIamRoles"] < 2 {
+		t.Errorf("ModifyClusterIamRoles sent %d times; want a refusal and a retry", byOp["redshift:ModifyClusterIamRoles"])
+	}
+}
+
+// TestRefusedChangeNamesResourceOthersGoOn: AWS refuses a change (the bucket name is taken
+// by another account); the result names the resource and the likely cause, and the other
+// pair is applied.
+func TestRefusedChangeNamesResourceOthersGoOn(t *testing.T) {
+	e := setup(t, configText(true))
+	whCfg, err := world.AWSConfig(e.ctx, world.WarehouseAccount)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Somebody else (another account) owns the bucket name the config wants to create.
+	if _, err := s3.NewFromConfig(whCfg, awsconn.S3Options).CreateBucket(e.ctx, &s3.CreateBucketInput{Bucket: aws.String(exportsBucket)}); err != nil {
+		t.Fatal(err)
+	}
+	res := e.r.Apply(e.ctx)
+	if res.InSync() {
+		t.Fatal("in sync although the bucket belongs to another account")
+	}
+	var named bool
+	for _, r := range res.Result.Results {
+		if r.Outcome == reconcile.Failed && strings.Contains(r.Error, exportsBucket) && strings.Contains(r.Error, "likely cause") {
+			named = true
+		}
+	}
+	for _, c := range res.After.Plan.Conflicts {
+		if c.ID == exportsBucket && strings.Contains(c.Reason, "likely cause: the bucket belongs to another account") {
+			named = true
+		}
+	}
+	for _, r := range res.Result.Results {
+		if r.Outcome != reconcile.Applied {
+			t.Logf("%s %s %s: %s", r.Outcome, r.Type, r.ID, r.Error)
+		}
+	}
+	for _, c := range res.After.Plan.Conflicts {
+		t.Logf("conflict %s %s: %s", c.Type, c.ID, c.Reason)
+	}
+	if !named {
+		t.Errorf("no failure or conflict names %s with a cause:\nresults %+v\nconflicts %+v", exportsBucket, res.Result.Results, res.After.Plan.Conflicts)
+	}
+	for _, r := range reconcile.Readiness(res.After) {
+		if r.Pair == "events-from-lake" && !r.Ready {
+			t.Errorf("the other pair did not go on: %s", r.Reason())
+		}
+	}
+}
