@@ -74,18 +74,33 @@ func Split(doc json.RawMessage) (*Parts, error) {
 // their order, then the owned statements, sorted by Sid. It returns nil when there is no
 // statement left (the caller deletes the policy instead of writing an empty one).
 func Merge(p *Parts, owned []Statement) (json.RawMessage, error) {
-	sorted := append([]Statement(nil), owned...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Sid < sorted[j].Sid })
-	all := append([]json.RawMessage(nil), p.Foreign...)
-	for _, s := range sorted {
-		if !IsOwnedSid(s.Sid) {
-			return nil, fmt.Errorf("statement %q is not marked as owned (Sid must start with %s)", s.Sid, OwnedSidPrefix)
-		}
+	raw := make(map[string]json.RawMessage, len(owned))
+	for _, s := range owned {
 		b, err := json.Marshal(s)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, b)
+		if _, dup := raw[s.Sid]; dup {
+			return nil, fmt.Errorf("statement Sid %q is given twice", s.Sid)
+		}
+		raw[s.Sid] = b
+	}
+	return MergeRaw(p, raw)
+}
+
+// MergeRaw is Merge for owned statements already in JSON, by Sid.
+func MergeRaw(p *Parts, owned map[string]json.RawMessage) (json.RawMessage, error) {
+	sids := make([]string, 0, len(owned))
+	for sid := range owned {
+		if !IsOwnedSid(sid) {
+			return nil, fmt.Errorf("statement %q is not marked as owned (Sid must start with %s)", sid, OwnedSidPrefix)
+		}
+		sids = append(sids, sid)
+	}
+	sort.Strings(sids)
+	all := append([]json.RawMessage(nil), p.Foreign...)
+	for _, sid := range sids {
+		all = append(all, owned[sid])
 	}
 	if len(all) == 0 {
 		return nil, nil
