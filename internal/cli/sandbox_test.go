@@ -16,20 +16,7 @@ import (
 var world *sandbox.World
 
 func TestMain(m *testing.M) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	w, err := sandbox.Start(ctx, sandbox.Options{RoleDelay: 200 * time.Millisecond})
-	cancel()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "sandbox unavailable (run scripts/sandbox-deps.sh):", err)
-		os.Exit(1)
-	}
-	for k, v := range w.Env() {
-		os.Setenv(k, v)
-	}
-	world = w
-	code := m.Run()
-	_ = w.Close()
-	os.Exit(code)
+	os.Exit(sandbox.RunTests(m, sandbox.Options{RoleDelay: 200 * time.Millisecond}, &world))
 }
 
 // TestPlanApplyCheckExitCodes drives the commands as an operator would: plan (2, changes
