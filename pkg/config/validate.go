@@ -2,9 +2,11 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -162,7 +164,7 @@ func (v *validator) defaults() {
 	if len(d.Tags) > maxTagsPerResource-1 {
 		v.ps.addf("defaults.tags", "%d tags is too many: AWS allows %d per resource and xacctd adds %s", len(d.Tags), maxTagsPerResource, ManagedByTag)
 	}
-	for _, k := range sortedKeys(d.Tags) {
+	for _, k := range slices.Sorted(maps.Keys(d.Tags)) {
 		p := "defaults.tags." + k
 		val := d.Tags[k]
 		switch {
@@ -210,7 +212,7 @@ func ref[V any](v *validator, path, kind, name string, m map[string]V) bool {
 	if _, ok := m[name]; ok {
 		return true
 	}
-	names := sortedKeys(m)
+	names := slices.Sorted(maps.Keys(m))
 	msg := fmt.Sprintf("there is no %s named %q", kind, name)
 	if s := suggest(name, names); s != "" {
 		msg += fmt.Sprintf("; did you mean %q?", s)
@@ -223,7 +225,7 @@ func ref[V any](v *validator, path, kind, name string, m map[string]V) bool {
 
 func (v *validator) accounts() map[string]string {
 	byID := map[string]string{}
-	for _, name := range sortedKeys(v.c.Accounts) {
+	for _, name := range slices.Sorted(maps.Keys(v.c.Accounts)) {
 		a := v.c.Accounts[name]
 		p := "accounts." + name
 		v.entryName(p, "account", name)
@@ -270,7 +272,7 @@ func (v *validator) accounts() map[string]string {
 
 func (v *validator) clusters() {
 	seen := map[string]string{}
-	for _, name := range sortedKeys(v.c.Clusters) {
+	for _, name := range slices.Sorted(maps.Keys(v.c.Clusters)) {
 		cl := v.c.Clusters[name]
 		p := "clusters." + name
 		v.entryName(p, "cluster", name)
@@ -335,7 +337,7 @@ func (v *validator) hostPort(path, s string) {
 
 func (v *validator) buckets() {
 	seen := map[string]string{}
-	for _, key := range sortedKeys(v.c.Buckets) {
+	for _, key := range slices.Sorted(maps.Keys(v.c.Buckets)) {
 		b := v.c.Buckets[key]
 		p := "buckets." + key
 		v.entryName(p, "bucket", key)
@@ -470,7 +472,7 @@ func (v *validator) pairs(accountIDs map[string]string) {
 			}
 		}
 	}
-	for _, name := range sortedKeys(perCluster) {
+	for _, name := range slices.Sorted(maps.Keys(perCluster)) {
 		cl := v.c.Clusters[name]
 		distinct := map[string]bool{}
 		for _, r := range perCluster[name] {

@@ -91,6 +91,8 @@ type applier struct {
 	opts    ApplyOptions
 	log     *zap.Logger
 
+	rolesByARN map[string]*ObservedRole
+
 	mu          sync.Mutex
 	results     []ChangeResult
 	failedPairs map[string]string // pair -> why
@@ -102,7 +104,10 @@ type applier struct {
 // parallel. A pair whose change fails is not worked on further; every other pair is.
 func Apply(ctx context.Context, d *Desired, o *Observed, p *Plan, clients Clients, opts ApplyOptions) *Result {
 	opts.defaults()
-	a := &applier{d: d, o: o, clients: clients, opts: opts, log: opts.Logger, failedPairs: map[string]string{}}
+	a := &applier{d: d, o: o, clients: clients, opts: opts, log: opts.Logger, failedPairs: map[string]string{}, rolesByARN: map[string]*ObservedRole{}}
+	for _, or := range o.Roles {
+		a.rolesByARN[or.ARN] = or
+	}
 	byType := func(del bool, types ...string) []Change {
 		var out []Change
 		for _, c := range p.Changes {
@@ -381,7 +386,7 @@ func (a *applier) writeBucketPolicy(ctx context.Context, name string) error {
 	}
 	owned := map[string]json.RawMessage{}
 	for _, st := range b.Statements {
-		pair := pairOfStatement(a.d, name, st.Sid)
+		pair := b.StatementPair[st.Sid]
 		if _, bad := a.blocked(pair); bad && pair != "" || a.principalBlocked(st) {
 			if old, ok := parts.Owned[st.Sid]; ok {
 				owned[st.Sid] = old // leave a blocked pair's statement as it was
@@ -411,21 +416,12 @@ func (a *applier) writeBucketPolicy(ctx context.Context, name string) error {
 func (a *applier) principalBlocked(st policy.Statement) bool {
 	for _, arns := range st.Principal {
 		for _, arn := range arns {
-			if or := a.observedRoleByARN(arn); or != nil && !or.Managed() {
+			if or := a.rolesByARN[arn]; or != nil && !or.Managed() {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-func (a *applier) observedRoleByARN(arn string) *ObservedRole {
-	for _, or := range a.o.Roles {
-		if or.ARN == arn {
-			return or
-		}
-	}
-	return nil
 }
 
 // associations adds and removes cluster roles with one ModifyClusterIamRoles per cluster.

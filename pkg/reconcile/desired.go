@@ -1,6 +1,8 @@
 package reconcile
 
 import (
+	"maps"
+	"slices"
 	"sort"
 
 	"github.com/xacctd/xacctd/pkg/awsid"
@@ -29,6 +31,8 @@ type DesiredBucket struct {
 	KMSKeyARN                        string // empty: SSE-S3
 	Statements                       []policy.Statement
 	Tags                             map[string]string // applied when xacctd creates the bucket
+	// StatementPair maps an owned statement's Sid to its pair ("" for bucket-wide ones).
+	StatementPair map[string]string `json:"-"`
 }
 
 // DesiredRole is one role xacctd owns.
@@ -61,13 +65,13 @@ type PairState struct {
 func Desire(cfg *config.Config) *Desired {
 	d := &Desired{Pairs: map[string]*PairState{}}
 	buckets := map[string]*DesiredBucket{}
-	for _, key := range sortedKeys(cfg.Buckets) {
+	for _, key := range slices.Sorted(maps.Keys(cfg.Buckets)) {
 		b := cfg.Buckets[key]
 		acct := cfg.Accounts[b.Account]
 		db := &DesiredBucket{
 			Account: b.Account, AccountID: acct.ID, Region: b.Region, Name: b.Name,
 			Create: b.Create, BlockPublicAccess: *b.BlockPublicAccess, KMSKeyARN: b.KMSKeyARN,
-			Tags: tags(cfg, ""),
+			Tags: tags(cfg, ""), StatementPair: map[string]string{},
 		}
 		if *b.DenyInsecureTransport {
 			db.Statements = append(db.Statements, policy.DenyInsecureTransport(awsid.Partition(b.Region), b.Name))
@@ -127,7 +131,10 @@ func Desire(cfg *config.Config) *Desired {
 			roleA.Policy = policy.IdentityPolicy(access)
 			d.Roles = append(d.Roles, roleA)
 			db := buckets[p.Bucket]
-			db.Statements = append(db.Statements, policy.S3Statements(access, roleA.ARN, policy.PairSid(p.Name, ""))...)
+			for _, st := range policy.S3Statements(access, roleA.ARN, policy.PairSid(p.Name, "")) {
+				db.Statements = append(db.Statements, st)
+				db.StatementPair[st.Sid] = p.Name
+			}
 			ps.RoleARNs = []string{roleA.ARN}
 			ps.Roles = []string{roleA.ARN}
 		}
@@ -182,13 +189,4 @@ func uniqueSorted(in []string) []string {
 		return nil
 	}
 	return out
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

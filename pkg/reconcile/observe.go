@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 
@@ -83,7 +85,7 @@ func Observe(ctx context.Context, cfg *config.Config, d *Desired, clients Client
 		mu.Unlock()
 	}
 	var tasks []func(context.Context)
-	for _, name := range sortedKeys(cfg.Accounts) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Accounts)) {
 		acct := cfg.Accounts[name]
 		tasks = append(tasks, func(ctx context.Context) {
 			roles, err := observeRoles(ctx, clients, name)

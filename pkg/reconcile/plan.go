@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strings"
 
 	"github.com/xacctd/xacctd/pkg/config"
 	"github.com/xacctd/xacctd/pkg/policy"
@@ -245,7 +246,7 @@ func (p *planner) statements(b *DesiredBucket, ob *ObservedBucket, base Change) 
 		wanted[st.Sid] = true
 		want := mustJSON(st)
 		c := base
-		c.Type, c.ID, c.Pair, c.After = TypeStatement, b.Name+"/"+st.Sid, pairOfStatement(p.d, b.Name, st.Sid), json.RawMessage(want)
+		c.Type, c.ID, c.Pair, c.After = TypeStatement, b.Name+"/"+st.Sid, b.StatementPair[st.Sid], json.RawMessage(want)
 		got, ok := parts.Owned[st.Sid]
 		switch {
 		case !ok:
@@ -296,15 +297,6 @@ func (p *planner) keptBlocked(bucket, sid string) bool {
 		}
 	}
 	return false
-}
-
-func pairOfStatement(d *Desired, bucket, sid string) string {
-	for _, ps := range d.Pairs {
-		if ps.Bucket == bucket && len(sid) > len(policy.PairSid(ps.Name, "")) && sid[:len(policy.PairSid(ps.Name, ""))] == policy.PairSid(ps.Name, "") {
-			return ps.Name
-		}
-	}
-	return ""
 }
 
 func hasUniqueIDPrincipal(raw json.RawMessage) bool {
@@ -407,21 +399,12 @@ func (p *planner) roles() {
 		if desiredKeys[key] || !or.Managed() {
 			continue
 		}
-		acct := accountOfKey(key)
+		acct, _, _ := strings.Cut(key, "/")
 		p.add(Change{
 			Action: Delete, Type: TypeRole, Account: p.accountName(acct), AccountID: acct, ID: or.Name,
 			Pair: or.Tags[config.PairTag], Before: map[string]any{"arn": or.ARN, "path": or.Path}, Reason: ReasonRemoved,
 		})
 	}
-}
-
-func accountOfKey(key string) string {
-	for i := 0; i < len(key); i++ {
-		if key[i] == '/' {
-			return key[:i]
-		}
-	}
-	return key
 }
 
 // accountName maps an account id back to its configured name.
@@ -497,28 +480,14 @@ func (p *planner) associations() {
 			if !ours || wanted[key][arn] || oc.Roles[arn] == "removing" {
 				continue
 			}
-			acct, region, cluster := splitClusterKey(key)
+			parts := strings.SplitN(key, "/", 3) // ClusterKey: account/region/identifier
+			acct, region, cluster := parts[0], parts[1], parts[2]
 			p.add(Change{
 				Action: Delete, Type: TypeAssociation, Account: p.accountName(acct), AccountID: acct, Region: region,
 				ID: cluster + "/" + arn, Pair: or.Tags[config.PairTag], Before: arn, Reason: ReasonRemoved,
 			})
 		}
 	}
-}
-
-func splitClusterKey(key string) (account, region, cluster string) {
-	var parts [3]string
-	i := 0
-	start := 0
-	for j := 0; j < len(key) && i < 2; j++ {
-		if key[j] == '/' {
-			parts[i] = key[start:j]
-			i++
-			start = j + 1
-		}
-	}
-	parts[2] = key[start:]
-	return parts[0], parts[1], parts[2]
 }
 
 func actionFor(exists bool) Action {

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -41,7 +42,7 @@ var roleTypes = []string{TypeRole, TypeTrust, TypeRolePolicy, TypeRoleAttachment
 // associated with the cluster and in-sync.
 func Readiness(s *Snapshot) []PairReadiness {
 	var out []PairReadiness
-	for _, name := range sortedKeys(s.Desired.Pairs) {
+	for _, name := range slices.Sorted(maps.Keys(s.Desired.Pairs)) {
 		ps := s.Desired.Pairs[name]
 		r := PairReadiness{Pair: name, Method: ps.Method}
 		// In dependency order, so that Reason names the cause rather than a consequence.
