@@ -181,13 +181,12 @@ func (e *env) validate(args []string) int {
 				out.Problems = append(out.Problems, problemJSON{p.File, p.Line, p.Column, p.Path, p.Msg})
 			}
 			writeJSON(e.stdout, out)
-		} else {
-			fmt.Fprintln(e.stderr, cerr.Error())
-			fmt.Fprintf(e.stderr, "%s: %d problem(s); nothing was applied\n", path, len(cerr.Problems))
+			return ExitError
 		}
+		e.configError("validate", path, err)
 		return ExitError
 	default:
-		fmt.Fprintf(e.stderr, "xacctd validate: %v\n", err)
+		e.configError("validate", path, err)
 		return ExitError
 	}
 	if c.output == "json" {

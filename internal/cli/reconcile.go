@@ -42,18 +42,24 @@ func (e *env) setup(name string, args []string, withOutput bool, extra func(*fla
 	path := config.PathFromEnv(c.config)
 	cfg, err := config.Load(path)
 	if err != nil {
-		var cerr *config.Error
-		if errors.As(err, &cerr) {
-			fmt.Fprintln(e.stderr, cerr.Error())
-			fmt.Fprintf(e.stderr, "%s: %d problem(s); nothing was applied\n", path, len(cerr.Problems))
-		} else {
-			fmt.Fprintf(e.stderr, "xacctd %s: %v\n", name, err)
-		}
+		e.configError(name, path, err)
 		return nil, nil, c, ExitError
 	}
 	log.Info("configuration loaded", logging.Event("config.loaded"), zap.String("file", path),
 		zap.Int("pairs", len(cfg.Pairs)), zap.Int("jobs", len(cfg.Jobs)))
 	return cfg, log, c, -1
+}
+
+// configError prints why a configuration did not load: every problem with its position, or
+// the read error.
+func (e *env) configError(cmd, path string, err error) {
+	var cerr *config.Error
+	if errors.As(err, &cerr) {
+		fmt.Fprintln(e.stderr, cerr.Error())
+		fmt.Fprintf(e.stderr, "%s: %d problem(s); nothing was applied\n", path, len(cerr.Problems))
+		return
+	}
+	fmt.Fprintf(e.stderr, "xacctd %s: %v\n", cmd, err)
 }
 
 func signalContext() (context.Context, context.CancelFunc) {
