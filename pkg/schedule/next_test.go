@@ -12,6 +12,10 @@ func TestNextDST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	berlin, err := time.LoadLocation("Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
 	lh, err := time.LoadLocation("Australia/Lord_Howe") // 30-minute DST shift
 	if err != nil {
 		t.Fatal(err)
@@ -45,6 +49,14 @@ func TestNextDST(t *testing.T) {
 			[]string{"2026-11-01T04:30:00Z", "2026-11-01T05:30:00Z", "2026-11-01T06:30:00Z", "2026-11-01T07:30:00Z"}},
 		{"wildcard hour skips the missing hour in spring", "30 * * * *", ny, "2026-03-08 01:10 EST",
 			[]string{"2026-03-08T06:30:00Z" /* 01:30 EST */, "2026-03-08T07:30:00Z" /* 03:30 EDT */}},
+		{"Berlin: spring-forward gap (02:00 CET -> 03:00 CEST) runs once at the jump", "30 2 * * *", berlin, "2026-03-28 12:00 +0100",
+			[]string{"2026-03-29T01:00:00Z" /* 03:00 CEST */, "2026-03-30T00:30:00Z" /* 02:30 CEST */}},
+		{"Berlin: repeated hour (03:00 CEST -> 02:00 CET) runs once", "30 2 * * *", berlin, "2026-10-24 12:00 +0200",
+			[]string{"2026-10-25T00:30:00Z" /* 02:30 CEST */, "2026-10-26T01:30:00Z" /* 02:30 CET */}},
+		{"Berlin: wildcard hour runs in both passes of the repeated hour", "0 * * * *", berlin, "2026-10-25 01:30 +0200",
+			[]string{"2026-10-25T00:00:00Z" /* 02:00 CEST */, "2026-10-25T01:00:00Z" /* 02:00 CET */, "2026-10-25T02:00:00Z"}},
+		{"Berlin: Sunday 02:15 weekly job on the jump day", "15 2 * * 0", berlin, "2026-03-28 12:00 +0100",
+			[]string{"2026-03-29T01:00:00Z", "2026-04-05T00:15:00Z"}},
 		{"no transition: plain daily", "0 2 * * *", ny, "2026-06-01 12:00 EDT",
 			[]string{"2026-06-02T06:00:00Z", "2026-06-03T06:00:00Z"}},
 		{"30-minute spring-forward gap", "15 2 * * *", lh, "2026-10-03 12:00 +1030",
