@@ -1,0 +1,242 @@
+// Package history keeps the record of job runs: one entry per run with its scheduled time,
+// start, end, attempt, outcome and error (design.md §5). The daemon reads it to catch up
+// after downtime and to recover runs a crashed process left behind; `jobs list` and
+// `jobs history` show it.
+//
+// Store is the interface the daemon and the CLI use. FileStore, opened with OpenFile, is
+// the embedded backend for one host; a PostgreSQL backend shared by several daemons comes
+// later and satisfies the same interface: every method is one self-contained operation
+// (no state is carried between calls), Record is an upsert keyed by a run ID that NewID
+// makes unique across hosts, and Recover only touches runs whose owner it can judge.
+//
+// # File layout
+//
+//	<dir>/                  0700, created if missing (usually $STATE_DIRECTORY)
+//	<dir>/runs/             0700, always (it is ours; looser modes are tightened)
+//	<dir>/runs/.lock        0600, flock(2) target, never replaced
+//	<dir>/runs/<job>.json   0600, {"version":1,"job":"<job>","runs":[...]}, newest first,
+//	                        one run per line so that grep and diff work on it
+//	<dir>/runs/<job>.json.corrupt-<unix>   a job file that could not be parsed, kept aside
+//	<dir>/runs/.tmp-*       a write in progress, or the leftover of a crash
+//
+// # Guarantees
+//
+//   - A job file is replaced atomically (temporary file, fsync, rename, fsync of the
+//     directory): after a crash, power loss or a full disk it holds either the old or the
+//     new history, never a torn one. Leftover temporary files are removed by OpenFile.
+//   - Several processes (the daemon and a `jobs run` CLI) may use the same directory at
+//     once: every read-modify-write holds an exclusive flock on runs/.lock, every read a
+//     shared one, so no run is lost to a concurrent write.
+//   - Nothing is silently lost: a job file that cannot be parsed is moved aside, reported
+//     through FileOptions.OnCorrupt, and the job starts an empty history.
+//   - Memory is bounded by one job's history, except for the calls that are about all
+//     jobs (Latest, LastScheduled, Recover), which read one file at a time.
+//   - Retention (age and count) is applied to a job's history whenever it is written.
+//   - Times are stored in UTC at microsecond precision, what PostgreSQL's timestamptz
+//     keeps, so that both backends return the same values.
+package history
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Outcome is the state of a run: Running while it executes, then how it ended.
+type Outcome string
+
+// The outcomes a run can have.
+const (
+	Running     Outcome = "running"
+	Succeeded   Outcome = "succeeded"
+	Failed      Outcome = "failed"
+	TimedOut    Outcome = "timed_out"
+	Skipped     Outcome = "skipped"     // not started: overlap, pair not ready, ...
+	Interrupted Outcome = "interrupted" // stopped by shutdown, or its process died
+	Missed      Outcome = "missed"      // xacctd was not running at the time; catch_up did not cover it
+)
+
+func (o Outcome) valid() bool {
+	switch o {
+	case Running, Succeeded, Failed, TimedOut, Skipped, Interrupted, Missed:
+		return true
+	}
+	return false
+}
+
+// Trigger says why a run happened.
+const (
+	TriggerSchedule = "schedule" // the job's schedule came due
+	TriggerCatchUp  = "catch_up" // an occurrence missed during downtime
+	TriggerManual   = "manual"   // `xacctd jobs run`
+)
+
+func validTrigger(t string) bool {
+	return t == TriggerSchedule || t == TriggerCatchUp || t == TriggerManual
+}
+
+// Run is one execution (or skipped occurrence) of a job.
+type Run struct {
+	ID            string    `json:"id"`
+	Job           string    `json:"job"`
+	Pair          string    `json:"pair"`
+	Cluster       string    `json:"cluster"`
+	Kind          string    `json:"kind"` // unload | copy
+	Trigger       string    `json:"trigger"`
+	ScheduledTime time.Time `json:"scheduled_time"`
+	Start         time.Time `json:"start,omitzero"` // zero for skipped runs
+	End           time.Time `json:"end,omitzero"`
+	Attempt       int       `json:"attempt"` // attempts made so far (1-based)
+	Outcome       Outcome   `json:"outcome"`
+	ErrorClass    string    `json:"error_class,omitempty"` // auth, permission, s3_access, sql, timeout, network, config, internal
+	ErrorCode     string    `json:"error_code,omitempty"`  // SQLSTATE or AWS error code
+	Error         string    `json:"error,omitempty"`
+	Hint          string    `json:"hint,omitempty"`
+	Rows          *int64    `json:"rows,omitempty"` // when known
+	Files         *int      `json:"files,omitempty"`
+	Owner         Owner     `json:"owner"` // which process ran it
+}
+
+// Finished reports whether the run has an outcome, that is, it is no longer running.
+func (r Run) Finished() bool { return r.Outcome != Running }
+
+// Owner identifies the process that ran a run, so that a later process can tell whether
+// a run still "running" is really in progress.
+type Owner struct {
+	Host string `json:"host"`
+	PID  int    `json:"pid"`
+	// Boot is the kernel's boot ID. PIDs start again after a reboot, and a daemon started
+	// by systemd often gets the same PID as before; a different Boot proves the owner gone.
+	Boot string `json:"boot,omitempty"`
+}
+
+var hostBoot = sync.OnceValues(func() (string, string) {
+	host, err := os.Hostname()
+	if err != nil {
+		host = "" // still consistent: every process on this host gets the same value
+	}
+	// Linux only; elsewhere Boot stays empty and Recover relies on the PID alone.
+	b, _ := os.ReadFile("/proc/sys/kernel/random/boot_id")
+	return host, strings.TrimSpace(string(b))
+})
+
+// CurrentOwner returns the Owner describing this process.
+func CurrentOwner() Owner {
+	host, boot := hostBoot()
+	return Owner{Host: host, PID: os.Getpid(), Boot: boot}
+}
+
+// NewID returns a new run ID: the start time in UTC and 48 random bits, e.g.
+// 20260308T070000Z-1f2e3d4c5b6a. It sorts by time, is unique across hosts (several
+// daemons may share a PostgreSQL store) and is safe in S3 keys and file names.
+func NewID(now time.Time) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never returns an error
+	return now.UTC().Format("20060102T150405Z") + "-" + hex.EncodeToString(b[:])
+}
+
+// Store keeps run history. Implementations are safe for concurrent use, by several
+// goroutines and, for backends that say so, by several processes or hosts.
+type Store interface {
+	// Record inserts the run, or replaces the stored run with the same ID (a run is
+	// recorded as running when it starts and again when it ends).
+	Record(ctx context.Context, r Run) error
+	// Runs returns the job's runs, newest first (by At, then ScheduledTime, then ID),
+	// at most limit of them (limit <= 0: all). A job without history has none.
+	Runs(ctx context.Context, job string, limit int) ([]Run, error)
+	// Latest returns, per job, the newest run (any trigger), for `jobs list`. Jobs that
+	// are no longer configured but still have history are included; callers filter.
+	Latest(ctx context.Context) (map[string]Run, error)
+	// LastScheduled returns, per job, the latest ScheduledTime among runs whose trigger is
+	// schedule or catch_up, whatever their outcome (skipped included): the scheduler's
+	// starting point for catch-up after downtime. Jobs never scheduled are absent.
+	LastScheduled(ctx context.Context) (map[string]time.Time, error)
+	// Recover marks runs left running by a process that no longer exists as Interrupted,
+	// with End = now and an Error naming that process, and returns the runs it changed.
+	// A process is judged gone only when that can be known: same host, and a different
+	// boot or a PID that is not alive. Other hosts' runs are left alone unless the backend
+	// has its own way to judge them (a lease, for a shared database).
+	Recover(ctx context.Context, now time.Time) ([]Run, error)
+	// Close releases the store's resources; other methods then return ErrClosed.
+	Close() error
+}
+
+// ErrClosed is returned by a Store's methods after Close.
+var ErrClosed = errors.New("run history store is closed")
+
+// jobNameRe is config's rule for entry names. Job names reach file names (and PostgreSQL
+// keys), so the store checks them again rather than trust every caller.
+var jobNameRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+
+// checkJob refuses names that are not valid job names; with its rule no name can contain
+// a path separator or be "." or "..", or collide with the store's own dot files.
+func checkJob(job string) error {
+	if !jobNameRe.MatchString(job) {
+		return fmt.Errorf("invalid job name %q: must match %s", job, jobNameRe)
+	}
+	return nil
+}
+
+// checkRun refuses runs that could not be stored or read back meaningfully.
+func checkRun(r Run) error {
+	if err := checkJob(r.Job); err != nil {
+		return err
+	}
+	if r.ID == "" {
+		return fmt.Errorf("job %s: run has no ID; make one with history.NewID", r.Job)
+	}
+	if !r.Outcome.valid() {
+		return fmt.Errorf("job %s run %s: unknown outcome %q", r.Job, r.ID, r.Outcome)
+	}
+	if !validTrigger(r.Trigger) {
+		return fmt.Errorf("job %s run %s: unknown trigger %q", r.Job, r.ID, r.Trigger)
+	}
+	return nil
+}
+
+// normalize returns r with its times as every backend stores them.
+func normalize(r Run) Run {
+	r.ScheduledTime = normTime(r.ScheduledTime)
+	r.Start = normTime(r.Start)
+	r.End = normTime(r.End)
+	return r
+}
+
+func normTime(t time.Time) time.Time {
+	if t.IsZero() {
+		return time.Time{}
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+// At is when the run happened: its start, else its end (a skipped or missed occurrence is
+// settled without starting), else its scheduled time. History is ordered and retained by it,
+// so that a backfill of an old occurrence (`jobs run --at`) counts as recent.
+func (r Run) At() time.Time {
+	switch {
+	case !r.Start.IsZero():
+		return r.Start
+	case !r.End.IsZero():
+		return r.End
+	}
+	return r.ScheduledTime
+}
+
+// compareNewest orders runs newest first: by At, then ScheduledTime, then ID, all
+// descending, so that the order is total and the same in every backend.
+func compareNewest(a, b Run) int {
+	if c := b.At().Compare(a.At()); c != 0 {
+		return c
+	}
+	if c := b.ScheduledTime.Compare(a.ScheduledTime); c != 0 {
+		return c
+	}
+	return strings.Compare(b.ID, a.ID)
+}
