@@ -26,7 +26,7 @@ test: deps
 	@$(MAKE) --no-print-directory fuzz-brief
 
 # Each fuzz target, as package:Target. go test -fuzz takes one target of one package a run.
-FUZZ_TARGETS := ./pkg/config:FuzzLoad ./pkg/policy:FuzzMergeSplit ./internal/redshiftsim:FuzzParse
+FUZZ_TARGETS := ./pkg/config:FuzzLoad ./pkg/policy:FuzzMergeSplit ./internal/redshiftsim:FuzzParse ./pkg/jobsql:FuzzQuoteLiteral
 
 fuzz-brief:
 	@set -e; for t in $(FUZZ_TARGETS); do \

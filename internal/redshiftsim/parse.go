@@ -60,9 +60,12 @@ type Copy struct {
 	MaxError     int
 	EmptyAsNull  bool
 	BlanksAsNull bool
-	NullAs       *string
-	Escape       bool
-	RemoveQuotes bool
+	// TruncateColumns is accepted; the stand-in does not truncate (PostgreSQL refuses a
+	// value longer than its column, so the load fails as without the option).
+	TruncateColumns bool
+	NullAs          *string
+	Escape          bool
+	RemoveQuotes    bool
 }
 
 func (*Unload) statement() {}
@@ -658,6 +661,8 @@ func (p *parser) copyOption(c *Copy) *Error {
 		c.Escape = true
 	case "removequotes":
 		c.RemoveQuotes = true
+	case "truncatecolumns":
+		c.TruncateColumns = true
 	default:
 		return syntaxErrorAt(p.src, pos, "syntax error at or near %q", p.src[pos:end])
 	}
