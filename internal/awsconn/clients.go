@@ -41,3 +41,13 @@ func (c Clients) Redshift(ctx context.Context, account, region string) (reconcil
 	}
 	return redshift.NewFromConfig(cfg), nil
 }
+
+// RedshiftClient returns the SDK's Redshift client acting in the account, in region (the
+// job runner's DescribeClusters and GetClusterCredentials).
+func (c Clients) RedshiftClient(ctx context.Context, account, region string) (*redshift.Client, error) {
+	cfg, err := c.Accounts.Config(ctx, account, region)
+	if err != nil {
+		return nil, err
+	}
+	return redshift.NewFromConfig(cfg), nil
+}

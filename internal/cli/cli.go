@@ -36,9 +36,9 @@ Usage:
   xacctd apply    [--config F] [--output text|json]   make AWS match the configuration (0 in sync, 1 error)
   xacctd check    [--config F] [--probe]              preflight every pair; --probe runs a real UNLOAD per pair
   xacctd run      [--config F]                        the daemon
-  xacctd jobs list    [--config F]                    schedule, next run, last result
-  xacctd jobs run     [--config F] NAME               run one job now, as a scheduled run would
-  xacctd jobs history [--config F] NAME               past runs of a job
+  xacctd jobs list    [--config F] [--output text|json]           schedule, next run, last result
+  xacctd jobs run     [--config F] NAME [--dry-run] [--at TIME]  run one job now, as a scheduled run would (0 ok, 1 failed or skipped)
+  xacctd jobs history [--config F] NAME [--limit N] [--output F] past runs of a job, newest first
   xacctd version
 
 Common flags:
@@ -98,12 +98,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "xacctd jobs: name a subcommand: list, run NAME or history NAME")
 			return ExitUsage
 		}
-		switch rest[0] {
-		case "list", "run", "history":
-			return e.notYet("jobs "+rest[0], rest[1:], false)
-		}
-		fmt.Fprintf(stderr, "xacctd jobs: unknown subcommand %q: use list, run NAME or history NAME\n", rest[0])
-		return ExitUsage
+		return e.jobs(rest[0], rest[1:])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return ExitOK

@@ -15,6 +15,7 @@ import (
 
 	"github.com/xacctd/xacctd/internal/awsconn"
 	"github.com/xacctd/xacctd/pkg/config"
+	"github.com/xacctd/xacctd/pkg/jobrun"
 	"github.com/xacctd/xacctd/pkg/logging"
 	"github.com/xacctd/xacctd/pkg/reconcile"
 )
@@ -22,12 +23,26 @@ import (
 // setup parses common flags, builds the logger and loads the configuration. On failure it
 // has printed why and returns the exit code.
 func (e *env) setup(name string, args []string, withOutput bool, extra func(*flag.FlagSet)) (*config.Config, *zap.Logger, common, int) {
+	return e.setupArgs(name, args, withOutput, extra, nil)
+}
+
+// setupArgs is setup for commands with positional arguments: positional receives them and
+// says whether they are right (nil: none are allowed).
+func (e *env) setupArgs(name string, args []string, withOutput bool, extra func(*flag.FlagSet), positional func([]string) bool) (*config.Config, *zap.Logger, common, int) {
 	var c common
 	fs := e.flags(name, &c, withOutput)
 	if extra != nil {
 		extra(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
+		return nil, nil, c, ExitUsage
+	}
+	if positional == nil && len(pos) > 0 {
+		fmt.Fprintf(e.stderr, "xacctd %s: unexpected argument %q\n", name, pos[0])
+		return nil, nil, c, ExitUsage
+	}
+	if positional != nil && !positional(pos) {
 		return nil, nil, c, ExitUsage
 	}
 	if withOutput && c.output != "text" && c.output != "json" {
@@ -189,13 +204,10 @@ func writeApplyText(w io.Writer, res *reconcile.ApplyResult, st reconcile.Stats)
 func (e *env) check(args []string) int {
 	var probe *bool
 	cfg, log, c, code := e.setup("check", args, true, func(fs *flag.FlagSet) {
-		probe = fs.Bool("probe", false, "also run a real UNLOAD ('SELECT 1') per unload pair")
+		probe = fs.Bool("probe", false, "also test each pair for real: UNLOAD ('SELECT 1') per unload pair, a read per copy pair")
 	})
 	if code >= 0 {
 		return code
-	}
-	if *probe {
-		fmt.Fprintln(e.stderr, "xacctd check: --probe is not in this build yet (it arrives with jobs); running the read-only preflight")
 	}
 	ctx, cancel := signalContext()
 	defer cancel()
@@ -203,7 +215,6 @@ func (e *env) check(args []string) int {
 	r, counter := newReconciler(cfg, log)
 	snap := r.Plan(ctx)
 	ready := reconcile.Readiness(snap)
-	st := stats(counter, start)
 	all := true
 	for _, p := range ready {
 		all = all && p.Ready
@@ -213,8 +224,29 @@ func (e *env) check(args []string) int {
 		}
 		lvl("pair checked", logging.Event(ev), zap.String("pair", p.Pair), zap.String("reason", p.Reason()))
 	}
+	probes := map[string]jobrun.ProbeResult{}
+	if *probe {
+		exec := newExecutor(cfg, log, r.Clients.(awsconn.Clients), nil)
+		for _, p := range cfg.Pairs {
+			res := exec.Probe(ctx, p)
+			probes[p.Name] = res
+			all = all && res.OK
+			if res.OK {
+				log.Info("probe passed", logging.Event("probe.succeeded"), zap.String("pair", p.Name))
+				continue
+			}
+			last := res.Steps[len(res.Steps)-1]
+			log.Warn("probe failed", logging.Event("probe.failed"), zap.String("pair", p.Name), zap.String("step", last.Name),
+				zap.String("broken_link", last.Link), zap.String("error_class", last.Failure.Class), zap.String("error", last.Failure.Message))
+		}
+	}
+	st := stats(counter, start)
 	if c.output == "json" {
-		writeJSON(e.stdout, map[string]any{"pairs": ready, "ready": all, "stats": st})
+		doc := map[string]any{"pairs": ready, "ready": all, "stats": st}
+		if *probe {
+			doc["probes"] = probes
+		}
+		writeJSON(e.stdout, doc)
 	} else {
 		for _, p := range ready {
 			state := "ready"
@@ -228,6 +260,18 @@ func (e *env) check(args []string) int {
 					mark = "FAIL"
 				}
 				fmt.Fprintf(e.stdout, "  %s %s: %s\n", mark, l.Name, l.Detail)
+			}
+			if res, ok := probes[p.Pair]; ok {
+				for _, s := range res.Steps {
+					mark := "ok  "
+					if !s.OK {
+						mark = "FAIL"
+					}
+					fmt.Fprintf(e.stdout, "  %s probe: %s: %s\n", mark, s.Name, s.Detail)
+					if s.Link != "" {
+						fmt.Fprintf(e.stdout, "       broken link: %s\n", s.Link)
+					}
+				}
 			}
 		}
 		fmt.Fprintf(e.stdout, "(%d AWS calls, %d ms)\n", st.APICalls, st.DurationMS)

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -36,6 +37,8 @@ type Server struct {
 	ctx    context.Context // cancelled by Close; parent of every session's work
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	cancels atomic.Int64 // CancelRequests that matched a session
 
 	mu       sync.Mutex
 	ln       net.Listener
@@ -214,9 +217,14 @@ func (s *Server) cancelRequest(m *pgproto3.CancelRequest) {
 	if ss == nil || subtle.ConstantTimeCompare(ss.secret, m.SecretKey) != 1 {
 		return
 	}
+	s.cancels.Add(1)
 	s.log.Debug("cancel request", zap.String("event", "redshiftsim.cancel"), zap.Uint32("pid", m.ProcessID))
 	ss.cancel(s.ctx)
 }
+
+// Cancels returns how many CancelRequests matched a session so far: tests use it to see
+// that a client's cancel reached the server.
+func (s *Server) Cancels() int64 { return s.cancels.Load() }
 
 func randomUint32() uint32 {
 	var b [4]byte
