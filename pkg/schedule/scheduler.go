@@ -461,14 +461,22 @@ func (s *Scheduler) safeRun(ctx context.Context, occ Occurrence) (err error) {
 // limit, gating, panic recovery), and returns its error: nil on success, a *SkipError when
 // it was skipped. ctx cancels the run (its cause tells the runner why).
 func (s *Scheduler) RunNow(ctx context.Context, job string) error {
+	return s.RunAt(ctx, job, time.Time{})
+}
+
+// RunAt is RunNow for a given scheduled time (templates see it: a backfill of a past
+// occurrence); the zero time means now.
+func (s *Scheduler) RunAt(ctx context.Context, job string, scheduled time.Time) error {
 	s.mu.Lock()
 	es := s.entries[job]
 	if es == nil {
 		s.mu.Unlock()
 		return fmt.Errorf("there is no job named %q", job)
 	}
-	occ := Occurrence{Job: es.Job, Pair: es.Pair, Cluster: es.Cluster,
-		Scheduled: s.clock.Now().In(es.Location).Truncate(time.Second), Trigger: TriggerManual}
+	if scheduled.IsZero() {
+		scheduled = s.clock.Now().Truncate(time.Second)
+	}
+	occ := Occurrence{Job: es.Job, Pair: es.Pair, Cluster: es.Cluster, Scheduled: scheduled.In(es.Location), Trigger: TriggerManual}
 	if es.active {
 		s.mu.Unlock()
 		reason := "a run of this job is already in progress"
