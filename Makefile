@@ -42,7 +42,8 @@ fuzz: fuzz-brief
 # Figures, not pass/fail. The reconcile benchmark builds a sandbox world per size, so it
 # runs once per size; calls are its stable figure.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 10x ./pkg/config ./pkg/policy
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 10x ./pkg/config ./pkg/policy ./pkg/jobsql ./pkg/history
+	$(GO) test -run '^$$' -bench FireLag -benchmem -benchtime 5x ./pkg/schedule
 	$(GO) test -run '^$$' -bench Reconcile -benchtime 1x -timeout 30m ./pkg/reconcile
 
 lint:

@@ -145,3 +145,46 @@ func TestRecordSkipped(t *testing.T) {
 		t.Errorf("run %+v", r)
 	}
 }
+
+// TestCatchUpFromHistory: the last handled occurrence in the run history drives catch-up
+// after a 3-hour downtime: the missed occurrences are logged, the latest runs once with
+// trigger catch_up, and that run is in the history.
+func TestCatchUpFromHistory(t *testing.T) {
+	ok := func(context.Context) (Result, error) { return Result{Tag: "UNLOAD"}, nil }
+	e, store := unitExecutor(t, &scriptedConnector{attempts: []func(context.Context) (Result, error){ok}})
+	e.Config.Jobs[0].CatchUp = 2 * time.Hour
+	ctx := context.Background()
+	down := time.Date(2026, 1, 2, 9, 0, 0, 0, time.UTC)
+	if err := store.Record(ctx, history.Run{ID: "before", Job: "j", Trigger: history.TriggerSchedule, ScheduledTime: down,
+		Start: down, End: down.Add(time.Second), Attempt: 1, Outcome: history.Succeeded}); err != nil {
+		t.Fatal(err)
+	}
+	last, err := store.LastScheduled(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, limits, err := schedule.Entries(e.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := schedule.NewFakeClock(down.Add(3*time.Hour + 20*time.Minute))
+	s := schedule.New(entries, limits, schedule.Options{Clock: clock, Runner: e, LastScheduled: last, Logger: e.Logger})
+	s.Start()
+	deadline := time.Now().Add(5 * time.Second)
+	var runs []history.Run
+	for len(runs) < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		all, _ := store.Runs(ctx, "j", 0)
+		runs = runs[:0]
+		for _, r := range all {
+			if r.Finished() {
+				runs = append(runs, r)
+			}
+		}
+	}
+	s.Stop(ctx)
+	if len(runs) != 2 || runs[0].Trigger != schedule.TriggerCatchUp || runs[0].Outcome != history.Succeeded ||
+		!runs[0].ScheduledTime.Equal(down.Add(3*time.Hour)) {
+		t.Fatalf("runs %+v: want the 12:00 occurrence caught up", runs)
+	}
+}
