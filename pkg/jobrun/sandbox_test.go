@@ -397,3 +397,22 @@ func TestProbe(t *testing.T) {
 		t.Errorf("broken step %+v: want s3_access naming the bucket policy", last)
 	}
 }
+
+// TestEndpointFromDescribeClusters: without an endpoint override the runner takes the
+// cluster's address from DescribeClusters (moto's, which nothing listens on: the connection
+// then fails as a transient network error, retried, not as a configuration error).
+func TestEndpointFromDescribeClusters(t *testing.T) {
+	e := setup(t, pairsAndJobs, false)
+	e.cfg.Clusters["analytics"].Endpoint = ""
+	conn := e.exec.Connector.(*jobrun.PgxConnector)
+	conn.ConnectTimeout = 2 * time.Second
+	run, err := e.run("orders-export", time.Time{})
+	var f *jobrun.Failure
+	if !errors.As(err, &f) || f.Class != jobrun.ClassNetwork || run.Attempt != 3 {
+		t.Fatalf("run %+v, err %v: want network failures after DescribeClusters gave moto's address", run, err)
+	}
+	started := e.logs.FilterField(zap.String("event", "job.retry")).All()
+	if len(started) == 0 || !strings.Contains(fmt.Sprint(started[0].ContextMap()["error"]), "analytics.") {
+		t.Errorf("retry events %v: want the connection to the address DescribeClusters reports", started)
+	}
+}
