@@ -32,6 +32,7 @@ type Defaults struct {
 	Region            string            `yaml:"region" doc:"AWS region of clusters and buckets that do not name one." default:"us-east-1"`
 	ReconcileInterval time.Duration     `yaml:"reconcile_interval" doc:"How often the daemon compares AWS with the config and repairs drift (jittered by up to 10%)." default:"5m"`
 	Tags              map[string]string `yaml:"tags" doc:"Tags added to every bucket and role xacctd creates (managed-by=xacctd is always added)."`
+	ShutdownGrace     time.Duration     `yaml:"shutdown_grace" doc:"On SIGTERM, how long running jobs may finish before their queries are cancelled on the server and the runs recorded as interrupted; keep it below the unit's TimeoutStopSec." default:"60s"`
 }
 
 // Account says how xacctd reaches one AWS account.

@@ -161,6 +161,9 @@ func (v *validator) defaults() {
 	if d.ReconcileInterval < MinReconcileInterval {
 		v.ps.addf("defaults.reconcile_interval", "%s is too short: the daemon reconciles at most every %s", d.ReconcileInterval, MinReconcileInterval)
 	}
+	if d.ShutdownGrace < 0 || d.ShutdownGrace > time.Hour {
+		v.ps.addf("defaults.shutdown_grace", "must be between 0s and 1h, not %s (systemd's TimeoutStopSec must be longer)", d.ShutdownGrace)
+	}
 	if len(d.Tags) > maxTagsPerResource-1 {
 		v.ps.addf("defaults.tags", "%d tags is too many: AWS allows %d per resource and xacctd adds %s", len(d.Tags), maxTagsPerResource, ManagedByTag)
 	}
