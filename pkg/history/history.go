@@ -14,24 +14,64 @@
 //	<dir>/                  0700, created if missing (usually $STATE_DIRECTORY)
 //	<dir>/runs/             0700, always (it is ours; looser modes are tightened)
 //	<dir>/runs/.lock        0600, flock(2) target, never replaced
-//	<dir>/runs/<job>.json   0600, {"version":1,"job":"<job>","runs":[...]}, newest first,
-//	                        one run per line so that grep and diff work on it
+//	<dir>/runs/<job>.json   0600, the job's log: a header line
+//	                        {"version":2,"job":"<job>","written":...,"generation":...},
+//	                        then one run per line, each a JSON object; a run recorded again
+//	                        gets another line, and its last line is the run
 //	<dir>/runs/<job>.json.corrupt-<unix>   a job file that could not be parsed, kept aside
-//	<dir>/runs/.tmp-*       a write in progress, or the leftover of a crash
+//	<dir>/runs/.tmp-*       a compaction in progress, or the leftover of a crash
+//
+// Recording a run appends one line to its job's log and syncs the file; nothing else is
+// read or written when the store knows the file already. Once a log holds more than
+// 2*live+64 lines, live being the runs it had after retention when last read or compacted,
+// the next write compacts it: the job's runs, retention applied, one line each, go to a new
+// file that replaces the log atomically. A compaction costs about what a write of the whole
+// history cost before, and comes once per live+64 appends or more.
+//
+// Files of the previous format, version 1 (one JSON document {"version":1,"job":...,
+// "runs":[...]}, rewritten whole by every write), are read as they are and replaced by a
+// log the first time their job is written. An xacctd that knows version 1 only cannot read
+// a log: it moves the file aside as corrupt (and reports it), so a downgrade loses the
+// history from view, though not from disk.
 //
 // # Guarantees
 //
-//   - A job file is replaced atomically (temporary file, fsync, rename, fsync of the
-//     directory): after a crash, power loss or a full disk it holds either the old or the
-//     new history, never a torn one. Leftover temporary files are removed by OpenFile.
+//   - No write leaves a torn history. An append that does not finish (crash, power loss,
+//     full disk) leaves at most a partial last line, without its newline: readers ignore
+//     it, the next append cuts it off first, and an append that fails cuts its own partial
+//     line off at once. Only the last line can be partial, since every append is synced
+//     before its lock is released. A compaction replaces the file atomically (temporary
+//     file, fsync, rename, fsync of the directory): after a crash the file holds either the
+//     old log or the new one. Leftover temporary files are removed by OpenFile.
+//   - A Record that returns nil is on disk. One that returns an error has not changed the
+//     history, unless the error says that the run was recorded and only the compaction
+//     due after it failed (the next write tries again); recording the run again is
+//     harmless either way.
 //   - Several processes (the daemon and a `jobs run` CLI) may use the same directory at
-//     once: every read-modify-write holds an exclusive flock on runs/.lock, every read a
-//     shared one, so no run is lost to a concurrent write.
-//   - Nothing is silently lost: a job file that cannot be parsed is moved aside, reported
-//     through FileOptions.OnCorrupt, and the job starts an empty history.
-//   - Memory is bounded by one job's history, except for the calls that are about all
-//     jobs (Latest, LastScheduled, Recover), which read one file at a time.
-//   - Retention (age and count) is applied to a job's history whenever it is written.
+//     once: every append and read-modify-write holds an exclusive flock on runs/.lock,
+//     every read a shared one, so no run is lost to a concurrent write. A store that
+//     remembers a file checks, before relying on it, that it is the same file (inode and
+//     header, whose generation is new with every compaction) and reads what other
+//     processes appended since.
+//   - Nothing is silently lost: a job file that cannot be parsed (a line that is not a run
+//     anywhere but in the unfinished append at its end, a header naming another job, ...)
+//     is moved aside, reported through FileOptions.OnCorrupt, and the job starts an empty
+//     history. A file of a newer format is refused with an error, and left alone.
+//   - Job files are 0600 and take the state directory's owner when written by root; an
+//     append tightens a looser mode. A runs directory that is not writable keeps the
+//     history read-only: Record fails even where the file could be appended to, since the
+//     log could never be compacted.
+//   - Memory is bounded by one job's file, which compaction keeps to about twice the job's
+//     history, except for the calls that are about all jobs (Latest, LastScheduled,
+//     Recover), which read one file at a time. A store also remembers, per job file it
+//     has read or written, its size, header and newest run, so that appends need no read
+//     and Latest and LastScheduled need not read a file again that has not changed since
+//     (as when the daemon starts, after Recover read them all).
+//   - Retention (age and count, as the reading store's FileOptions say) applies to what
+//     readers return: a job's history is its runs as retained at its last write (the age
+//     limit counts back from when the file was last appended to or compacted, by that
+//     writer's clock), so a history nobody writes to does not age. Compaction removes the
+//     runs retention drops from the file.
 //   - Times are stored in UTC at microsecond precision, what PostgreSQL's timestamptz
 //     keeps, so that both backends return the same values.
 package history
