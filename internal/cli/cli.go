@@ -35,7 +35,7 @@ Usage:
   xacctd plan     [--config F] [--output text|json]   show what apply would change (0 none, 2 pending, 1 error)
   xacctd apply    [--config F] [--output text|json]   make AWS match the configuration (0 in sync, 1 error)
   xacctd check    [--config F] [--probe]              preflight every pair; --probe runs a real UNLOAD per pair
-  xacctd run      [--config F]                        the daemon
+  xacctd run      [--config F]                        the daemon: SIGHUP reloads, SIGTERM stops (0 after a clean stop)
   xacctd jobs list    [--config F] [--output text|json]           schedule, next run, last result
   xacctd jobs run     [--config F] NAME [--dry-run] [--at TIME]  run one job now, as a scheduled run would (0 ok, 1 failed or skipped)
   xacctd jobs history [--config F] NAME [--limit N] [--output F] past runs of a job, newest first
@@ -92,7 +92,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case "check":
 		return e.check(rest)
 	case "run":
-		return e.notYet(cmd, rest, false)
+		return e.runDaemon(rest)
 	case "jobs":
 		if len(rest) == 0 {
 			fmt.Fprintln(stderr, "xacctd jobs: name a subcommand: list, run NAME or history NAME")
@@ -118,21 +118,6 @@ func (e *env) version() int {
 	}
 	fmt.Fprintf(e.stdout, "xacctd %s%s %s %s/%s\n", Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	return ExitOK
-}
-
-// notYet parses the command's flags (so that usage errors are reported the same way as
-// later) and says the command is not available in this build.
-func (e *env) notYet(name string, args []string, withOutput bool) int {
-	var c common
-	fs := e.flags(name, &c, withOutput)
-	if name == "check" {
-		fs.Bool("probe", false, "run a real UNLOAD per pair")
-	}
-	if err := fs.Parse(args); err != nil {
-		return ExitUsage
-	}
-	fmt.Fprintf(e.stderr, "xacctd %s: not implemented yet in this build\n", name)
-	return ExitError
 }
 
 type problemJSON struct {

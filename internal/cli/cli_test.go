@@ -45,7 +45,7 @@ func TestValidate(t *testing.T) {
 		{name: "unknown command", args: []string{"frobnicate"}, wantCode: ExitUsage, wantStderr: []string{"unknown command"}},
 		{name: "version", args: []string{"version"}, wantCode: 0, wantStdout: "xacctd "},
 		{name: "jobs without subcommand", args: []string{"jobs"}, wantCode: ExitUsage},
-		{name: "not yet implemented", args: []string{"run", "--config", example}, wantCode: 1, wantStderr: []string{"not implemented yet"}},
+		{name: "run takes no arguments", args: []string{"run", "--config", example, "extra"}, wantCode: 64, wantStderr: []string{`unexpected argument "extra"`}},
 		{name: "plan with invalid config applies nothing", args: []string{"plan", "--config", bad}, wantCode: 1, wantStderr: []string{"nothing was applied"}},
 	}
 	for _, tt := range tests {

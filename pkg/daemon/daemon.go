@@ -217,13 +217,7 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 				zap.String("run_id", r.ID), zap.Time("scheduled_time", r.ScheduledTime), zap.String("reason", r.Error))
 		}
 	}
-	if latest, err := a.store.Latest(ctx); err == nil {
-		a.mu.Lock()
-		for job, r := range latest {
-			a.lastRuns[job] = r
-		}
-		a.mu.Unlock()
-	}
+	a.restoreRuns(ctx)
 
 	// First reconcile, then the scheduler, then READY.
 	rctx, stopReconcile := context.WithCancel(ctx)
@@ -289,6 +283,43 @@ loop:
 	wg.Wait()
 	a.log.Info("daemon stopped", logging.Event("daemon.stopped"), zap.Int64("uptime_s", int64(time.Since(a.started).Seconds())))
 	return nil
+}
+
+// restoreRuns reads each job's latest run (for /status) and latest success (for the metric
+// alerts rely on) from the history.
+func (a *App) restoreRuns(ctx context.Context) {
+	latest, err := a.store.Latest(ctx)
+	if err != nil {
+		a.log.Error("reading the run history failed", logging.Event("state.read_failed"), zap.Error(err))
+		return
+	}
+	a.mu.Lock()
+	for job, r := range latest {
+		a.lastRuns[job] = r
+	}
+	a.mu.Unlock()
+	for _, j := range a.gen.Load().cfg.Jobs {
+		r, ok := latest[j.Name]
+		if !ok {
+			continue
+		}
+		if r.Outcome != history.Succeeded {
+			runs, err := a.store.Runs(ctx, j.Name, 0)
+			if err != nil {
+				continue
+			}
+			ok = false
+			for _, x := range runs {
+				if x.Outcome == history.Succeeded {
+					r, ok = x, true
+					break
+				}
+			}
+		}
+		if ok {
+			a.metrics.SetJobLastSuccess(j.Name, r.End)
+		}
+	}
 }
 
 // Reload loads the configuration file again and swaps it in when all of it is valid;
@@ -554,7 +585,7 @@ func (a *App) noteRun(r history.Run) {
 	if !r.Finished() {
 		return
 	}
-	var d time.Duration
+	d := time.Duration(-1) // never started: no duration
 	if !r.Start.IsZero() && !r.End.IsZero() {
 		d = r.End.Sub(r.Start)
 	}

@@ -220,7 +220,7 @@ func TestDaemonRunsReloadsAndStops(t *testing.T) {
 	waitFor(t, "tick to succeed", 20*time.Second, func() bool { return h.finished("tick", history.Succeeded) == 1 })
 	waitFor(t, "the job metric", 5*time.Second, func() bool {
 		_, m := h.get("/metrics")
-		return strings.Contains(m, `xacctd_job_runs_total{job="tick",outcome="succeeded"} 1`)
+		return strings.Contains(m, `xacctd_job_runs_total{job_name="tick",outcome="succeeded"} 1`)
 	})
 
 	// A good reload: a second job appears, tick goes on.
@@ -304,4 +304,43 @@ func TestStopCancelsRunningJob(t *testing.T) {
 		_ = conn.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(120)%' AND state = 'active' AND pid <> pg_backend_pid()").Scan(&n)
 		return n == 0
 	})
+}
+
+// TestFailedReconcileKeepsReadyPairs: a pair blocked by a conflict (its role name belongs
+// to a role xacctd does not own) makes every cycle fail: logged, retried with backoff,
+// /readyz 503 — while the other pair stays ready and its job keeps running; the blocked
+// pair's job is skipped, not failed.
+func TestFailedReconcileKeepsReadyPairs(t *testing.T) {
+	h := start(t, `  - name: blocked
+    cluster: analytics
+    bucket: lake
+    prefix: blocked/
+    access: [unload]
+    role: {name: `+sandbox.AdminRoleName+`, path: /}
+jobs:
+  - {name: good, pair: lake, schedule: "* * * * *", unload: {query: SELECT 1, to: "good/{{ .RunID }}/"}}
+  - {name: stuck, pair: blocked, schedule: "* * * * *", unload: {query: SELECT 1, to: "stuck/{{ .RunID }}/"}}
+`)
+	waitFor(t, "repeated reconcile.failed", 30*time.Second, func() bool { return len(h.events("reconcile.failed")) >= 3 })
+	fails := h.events("reconcile.failed")
+	if gap1, gap2 := fails[1].Time.Sub(fails[0].Time), fails[2].Time.Sub(fails[1].Time); gap2 < gap1 {
+		t.Errorf("retries after %s then %s: want a growing backoff", gap1, gap2)
+	}
+	if len(h.events("conflict.detected")) == 0 {
+		t.Error("no conflict.detected event")
+	}
+	if code, body := h.get("/readyz"); code != 503 || !strings.Contains(body, "conflict") {
+		t.Errorf("/readyz %d %q: want 503 naming the conflict", code, body)
+	}
+	waitFor(t, "the good pair to become ready", 30*time.Second, func() bool {
+		_, m := h.get("/metrics")
+		return strings.Contains(m, `xacctd_pair_ready{pair="lake"} 1`) && strings.Contains(m, `xacctd_pair_ready{pair="blocked"} 0`)
+	})
+	h.clock.Advance(30 * time.Second)
+	waitFor(t, "good to succeed and stuck to be skipped", 20*time.Second, func() bool {
+		return h.finished("good", history.Succeeded) == 1 && h.finished("stuck", history.Skipped) == 1
+	})
+	if h.finished("stuck", history.Failed) != 0 {
+		t.Error("the blocked pair's job failed instead of being skipped")
+	}
 }

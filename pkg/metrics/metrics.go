@@ -104,20 +104,20 @@ func New(version string) *Metrics {
 			Name:      "job_runs_total",
 			Help: "Finished runs of scheduled jobs by job and outcome (succeeded, failed, timed_out, skipped, interrupted, missed). " +
 				"Alert on increases of failed, timed_out or missed, and on repeated skipped.",
-		}, []string{"job", "outcome"}),
+		}, []string{"job_name", "outcome"}),
 		jobDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: namespace,
 			Name:      "job_duration_seconds",
 			Help: "How long job runs took, by job. " +
 				"Alert when it approaches the job's timeout or its schedule interval.",
 			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 14400, 21600},
-		}, []string{"job"}),
+		}, []string{"job_name"}),
 		jobLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "job_last_success_timestamp_seconds",
 			Help: "Unix time at which the job's last successful run finished. " +
 				"Alert when time() minus this exceeds the job's schedule interval plus its usual duration (the data is stale).",
-		}, []string{"job"}),
+		}, []string{"job_name"}),
 		pairReady: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: namespace,
 			Name:      "pair_ready",
@@ -203,17 +203,29 @@ func (m *Metrics) APICalls(byOperation map[string]int) {
 	}
 }
 
-// JobFinished records a run of job that ended with outcome after d; at is when it ended and
-// becomes the job's last success when outcome is JobSucceeded.
+// JobFinished records a run of job that ended with outcome after d (d < 0: the run never
+// started, as for skipped and missed occurrences, and no duration is observed); at is when
+// it ended and becomes the job's last success when outcome is JobSucceeded.
 func (m *Metrics) JobFinished(job, outcome string, d time.Duration, at time.Time) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.jobs[job] = struct{}{}
 	m.jobRuns.WithLabelValues(job, outcome).Inc()
-	m.jobDuration.WithLabelValues(job).Observe(d.Seconds())
+	if d >= 0 {
+		m.jobDuration.WithLabelValues(job).Observe(d.Seconds())
+	}
 	if outcome == JobSucceeded {
 		m.jobLastSuccess.WithLabelValues(job).Set(unixSeconds(at))
 	}
+}
+
+// SetJobLastSuccess restores a job's last success time (from the run history at start), so
+// that "no success for too long" alerts hold across restarts.
+func (m *Metrics) SetJobLastSuccess(job string, at time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.jobs[job] = struct{}{}
+	m.jobLastSuccess.WithLabelValues(job).Set(unixSeconds(at))
 }
 
 // SetPairReady records whether every link of pair holds.
@@ -254,7 +266,7 @@ func (m *Metrics) Retain(pairs, jobs []string) {
 		if _, ok := keepJobs[j]; ok {
 			continue
 		}
-		m.jobRuns.DeletePartialMatch(prometheus.Labels{"job": j})
+		m.jobRuns.DeletePartialMatch(prometheus.Labels{"job_name": j})
 		m.jobDuration.DeleteLabelValues(j)
 		m.jobLastSuccess.DeleteLabelValues(j)
 		delete(m.jobs, j)

@@ -144,12 +144,12 @@ xacctd_aws_api_calls_total{operation="s3:GetBucketPolicy"} 1
 			want: `
 # HELP xacctd_job_last_success_timestamp_seconds Unix time at which the job's last successful run finished. Alert when time() minus this exceeds the job's schedule interval plus its usual duration (the data is stale).
 # TYPE xacctd_job_last_success_timestamp_seconds gauge
-xacctd_job_last_success_timestamp_seconds{job="daily"} 1.7723664e+09
+xacctd_job_last_success_timestamp_seconds{job_name="daily"} 1.7723664e+09
 # HELP xacctd_job_runs_total Finished runs of scheduled jobs by job and outcome (succeeded, failed, timed_out, skipped, interrupted, missed). Alert on increases of failed, timed_out or missed, and on repeated skipped.
 # TYPE xacctd_job_runs_total counter
-xacctd_job_runs_total{job="daily",outcome="failed"} 1
-xacctd_job_runs_total{job="daily",outcome="succeeded"} 1
-xacctd_job_runs_total{job="hourly",outcome="timed_out"} 1
+xacctd_job_runs_total{job_name="daily",outcome="failed"} 1
+xacctd_job_runs_total{job_name="daily",outcome="succeeded"} 1
+xacctd_job_runs_total{job_name="hourly",outcome="timed_out"} 1
 `,
 		},
 		{
@@ -163,23 +163,23 @@ xacctd_job_runs_total{job="hourly",outcome="timed_out"} 1
 			want: `
 # HELP xacctd_job_duration_seconds How long job runs took, by job. Alert when it approaches the job's timeout or its schedule interval.
 # TYPE xacctd_job_duration_seconds histogram
-xacctd_job_duration_seconds_bucket{job="daily",le="1"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="5"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="15"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="30"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="60"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="120"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="300"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="600"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="1200"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="1800"} 1
-xacctd_job_duration_seconds_bucket{job="daily",le="3600"} 2
-xacctd_job_duration_seconds_bucket{job="daily",le="7200"} 2
-xacctd_job_duration_seconds_bucket{job="daily",le="14400"} 2
-xacctd_job_duration_seconds_bucket{job="daily",le="21600"} 2
-xacctd_job_duration_seconds_bucket{job="daily",le="+Inf"} 3
-xacctd_job_duration_seconds_sum{job="daily"} 27900.5
-xacctd_job_duration_seconds_count{job="daily"} 3
+xacctd_job_duration_seconds_bucket{job_name="daily",le="1"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="5"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="15"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="30"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="60"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="120"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="300"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="600"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="1200"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="1800"} 1
+xacctd_job_duration_seconds_bucket{job_name="daily",le="3600"} 2
+xacctd_job_duration_seconds_bucket{job_name="daily",le="7200"} 2
+xacctd_job_duration_seconds_bucket{job_name="daily",le="14400"} 2
+xacctd_job_duration_seconds_bucket{job_name="daily",le="21600"} 2
+xacctd_job_duration_seconds_bucket{job_name="daily",le="+Inf"} 3
+xacctd_job_duration_seconds_sum{job_name="daily"} 27900.5
+xacctd_job_duration_seconds_count{job_name="daily"} 3
 `,
 		},
 		{
@@ -344,7 +344,7 @@ func TestRetain(t *testing.T) {
 xacctd_pair_ready{pair="sales"} 1
 # HELP xacctd_job_runs_total Finished runs of scheduled jobs by job and outcome (succeeded, failed, timed_out, skipped, interrupted, missed). Alert on increases of failed, timed_out or missed, and on repeated skipped.
 # TYPE xacctd_job_runs_total counter
-xacctd_job_runs_total{job="hourly",outcome="succeeded"} 1
+xacctd_job_runs_total{job_name="hourly",outcome="succeeded"} 1
 `
 	if err := testutil.GatherAndCompare(m.Registry, strings.NewReader(want), "xacctd_pair_ready", "xacctd_job_runs_total"); err != nil {
 		t.Error(err)
