@@ -45,6 +45,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 10x ./pkg/config ./pkg/policy ./pkg/jobsql ./pkg/history
 	$(GO) test -run '^$$' -bench FireLag -benchmem -benchtime 5x ./pkg/schedule
 	$(GO) test -run '^$$' -bench Reconcile -benchtime 1x -timeout 30m ./pkg/reconcile
+	$(GO) test -run '^$$' -bench DaemonIdle -benchtime 1x -timeout 15m ./cmd/xacctd
 
 lint:
 	$(GO) vet $(PKGS)

@@ -55,7 +55,7 @@ type notifySocket struct {
 	msgs []string
 }
 
-func listenNotify(t *testing.T, path string) *notifySocket {
+func listenNotify(t testing.TB, path string) *notifySocket {
 	t.Helper()
 	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
 	if err != nil {
@@ -101,7 +101,7 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func freePort(t *testing.T) string {
+func freePort(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

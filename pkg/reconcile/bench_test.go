@@ -3,73 +3,29 @@ package reconcile_test
 import (
 	"context"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
-	"github.com/aws/aws-sdk-go-v2/service/redshift"
-	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/xacctd/xacctd/internal/awsconn"
 	"github.com/xacctd/xacctd/pkg/config"
 	"github.com/xacctd/xacctd/pkg/reconcile"
 )
 
-// benchWorld writes a config of n pairs spread over accounts/2 warehouse accounts (each
-// with clusters of at most 50 roles) and accounts/2 lake accounts (buckets of 20 pairs), and
-// creates the clusters in moto.
+// benchWorld resets the world and returns a config of n pairs (sandbox.ScaleConfig).
 func benchWorld(b *testing.B, ctx context.Context, pairs, accounts int) *config.Config {
 	b.Helper()
 	if err := world.Reset(ctx); err != nil {
 		b.Fatal(err)
 	}
-	var cfg strings.Builder
-	cfg.WriteString("version: 1\naccounts:\n")
-	half := accounts / 2
-	wh := func(i int) string { return fmt.Sprintf("1111111111%02d", i) }
-	lk := func(i int) string { return fmt.Sprintf("2222222222%02d", i) }
-	for i := 0; i < half; i++ {
-		fmt.Fprintf(&cfg, "  wh%d: {id: \"%s\", role_arn: \"arn:aws:iam::%s:role/xacctd-admin\"}\n", i, wh(i), wh(i))
-		fmt.Fprintf(&cfg, "  lake%d: {id: \"%s\", role_arn: \"arn:aws:iam::%s:role/xacctd-admin\"}\n", i, lk(i), lk(i))
+	text, err := world.ScaleConfig(ctx, pairs, accounts, 0)
+	if err != nil {
+		b.Fatal(err)
 	}
-	clusters := (pairs + 49) / 50
-	cfg.WriteString("clusters:\n")
-	for c := 0; c < clusters; c++ {
-		acct := c % half
-		fmt.Fprintf(&cfg, "  c%d: {account: wh%d, identifier: bench-%d, database: dev, user: loader}\n", c, acct, c)
-		createCluster(b, ctx, wh(acct), fmt.Sprintf("bench-%d", c))
-	}
-	buckets := (pairs + 19) / 20
-	cfg.WriteString("buckets:\n")
-	for k := 0; k < buckets; k++ {
-		fmt.Fprintf(&cfg, "  b%d: {account: lake%d, name: bench-bucket-%d, create: true}\n", k, k%half, k)
-	}
-	cfg.WriteString("pairs:\n")
-	for i := 0; i < pairs; i++ {
-		fmt.Fprintf(&cfg, "  - {name: p%d, cluster: c%d, bucket: b%d, prefix: \"p%d/\", access: [unload, copy], role: {name: BenchRole%d, db_users: [loader]}}\n", i, i/50, i/20, i, i)
-	}
-	c, err := config.Parse("bench.yml", []byte(cfg.String()))
+	c, err := config.Parse("bench.yml", []byte(text))
 	if err != nil {
 		b.Fatal(err)
 	}
 	return c
-}
-
-func createCluster(b *testing.B, ctx context.Context, account, id string) {
-	b.Helper()
-	base := world.BaseConfig()
-	cfg := base.Copy()
-	cfg.Credentials = aws.NewCredentialsCache(stscreds.NewAssumeRoleProvider(sts.NewFromConfig(base), "arn:aws:iam::"+account+":role/xacctd-admin"))
-	_, err := redshift.NewFromConfig(cfg).CreateCluster(ctx, &redshift.CreateClusterInput{
-		ClusterIdentifier: aws.String(id), NodeType: aws.String("ra3.xlplus"), NumberOfNodes: aws.Int32(2),
-		ClusterType: aws.String("multi-node"), MasterUsername: aws.String("awsuser"),
-		MasterUserPassword: aws.String("Bench1password"), DBName: aws.String("dev"),
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
 }
 
 // BenchmarkReconcile reports, per size, the AWS calls and wall time of a first apply and of
