@@ -496,17 +496,51 @@ func TestDiskFullKeepsOldFile(t *testing.T) {
 	}
 }
 
-// skipIfRoot skips tests of permission errors: root bypasses file permissions, so they
-// cannot fail for it.
-func skipIfRoot(t *testing.T) {
+// asOrdinaryUser makes a test of permission errors meaningful when the tests run as root
+// (as CI does), which bypasses file permissions: it runs the same test again in a copy of
+// the test binary as the user nobody and fails with that run's output unless it passed.
+// It returns true in the root process, which then has nothing more to do.
+func asOrdinaryUser(t *testing.T) bool {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		t.Skip("running as root, which bypasses file permissions: a read-only or unreadable file cannot be simulated; run the tests as an ordinary user to cover this")
+	if os.Geteuid() != 0 {
+		return false
 	}
+	const nobody = 65534
+	dir, err := os.MkdirTemp("", "xacctd-history-nobody-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "history.test")
+	data, err := os.ReadFile(exe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "TMPDIR="+dir, "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("%s as the user nobody (the tests run as root, which bypasses file permissions): %v\n%s", t.Name(), err, out)
+	}
+	return true
 }
 
 func TestReadOnlyDirectory(t *testing.T) {
-	skipIfRoot(t)
+	if asOrdinaryUser(t) {
+		return
+	}
 	s := openStore(t, t.TempDir(), FileOptions{})
 	record(t, s, finished("j", "old", t0))
 	path := filepath.Join(s.runs, "j.json")
@@ -535,7 +569,9 @@ func TestReadOnlyDirectory(t *testing.T) {
 }
 
 func TestUnreadableFile(t *testing.T) {
-	skipIfRoot(t)
+	if asOrdinaryUser(t) {
+		return
+	}
 	s := openStore(t, t.TempDir(), FileOptions{})
 	record(t, s, finished("j", "old", t0))
 	path := filepath.Join(s.runs, "j.json")
