@@ -193,6 +193,9 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 	return g, nil
 }
 
+// reloadSettle is how long a reload waits for more requests of the same burst.
+const reloadSettle = 250 * time.Millisecond
+
 // Run runs the daemon until ctx is cancelled; each value on reload reloads the
 // configuration. It returns nil after a clean stop.
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
@@ -258,6 +261,21 @@ loop:
 			if !ok {
 				reload = nil
 				continue
+			}
+			// A burst of requests (several SIGHUPs, a config tool writing in steps) becomes
+			// one reload: wait until none has come for reloadSettle.
+			settle := time.NewTimer(reloadSettle)
+		burst:
+			for {
+				select {
+				case <-reload:
+					settle.Reset(reloadSettle)
+				case <-settle.C:
+					break burst
+				case <-ctx.Done():
+					settle.Stop()
+					break loop
+				}
 			}
 			_ = a.Reload()
 		case <-watchdog:
