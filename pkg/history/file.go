@@ -538,6 +538,9 @@ func summarize(runs []Run) jobSummary {
 		if r.Trigger != TriggerSchedule && r.Trigger != TriggerCatchUp {
 			continue
 		}
+		if r.Outcome == Interrupted {
+			continue // not handled: catch-up may run it again
+		}
 		if !sum.hasScheduled || r.ScheduledTime.After(sum.lastScheduled) {
 			sum.lastScheduled, sum.hasScheduled = r.ScheduledTime, true
 		}

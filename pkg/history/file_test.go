@@ -828,6 +828,7 @@ func TestLatestAndLastScheduled(t *testing.T) {
 		run("hourly", "h1", TriggerSchedule, Succeeded, t0),
 		run("hourly", "h2", TriggerSchedule, Skipped, t0.Add(time.Hour)), // skipped still counts
 		run("hourly", "h3", TriggerManual, Succeeded, t0.Add(3*time.Hour)),
+		run("hourly", "h4", TriggerSchedule, Interrupted, t0.Add(2*time.Hour)), // cut short: runs again
 		run("daily", "d1", TriggerCatchUp, Failed, t0.Add(-24*time.Hour)),
 		run("daily", "d2", TriggerManual, Succeeded, t0),
 		run("adhoc", "x1", TriggerManual, Succeeded, t0),

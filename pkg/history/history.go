@@ -195,8 +195,10 @@ type Store interface {
 	// are no longer configured but still have history are included; callers filter.
 	Latest(ctx context.Context) (map[string]Run, error)
 	// LastScheduled returns, per job, the latest ScheduledTime among runs whose trigger is
-	// schedule or catch_up, whatever their outcome (skipped included): the scheduler's
-	// starting point for catch-up after downtime. Jobs never scheduled are absent.
+	// schedule or catch_up, whatever their outcome (skipped and missed included) except
+	// interrupted: the scheduler's starting point for catch-up after downtime, so that an
+	// occurrence cut short by a stop or a crash runs again when catch_up covers it. Jobs
+	// never scheduled are absent.
 	LastScheduled(ctx context.Context) (map[string]time.Time, error)
 	// Recover marks runs left running by a process that no longer exists as Interrupted,
 	// with End = now and an Error naming that process, and returns the runs it changed.
