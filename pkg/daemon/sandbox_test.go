@@ -344,3 +344,32 @@ jobs:
 		t.Error("the blocked pair's job failed instead of being skipped")
 	}
 }
+
+// TestUnusableStateDirectory: the run history cannot be written (the state directory
+// replaced by a file: as root, permissions cannot simulate a read-only directory). Each
+// failed write is a state.write_failed event; the job still runs and the daemon keeps
+// reconciling.
+func TestUnusableStateDirectory(t *testing.T) {
+	h := start(t, tickJob)
+	h.waitPairReady()
+	runs := filepath.Join(h.dir, "state", "runs")
+	if err := os.Rename(runs, runs+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(runs, []byte("not a directory\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(30 * time.Second)
+	waitFor(t, "the job to run despite the history", 20*time.Second, func() bool { return len(h.events("job.succeeded")) == 1 })
+	if n := len(h.events("state.write_failed")); n < 2 {
+		t.Errorf("%d state.write_failed events, want one per failed write (start and end of the run)", n)
+	}
+	before := len(h.events("reconcile.finished")) + len(h.events("reconcile.failed"))
+	h.reload <- struct{}{} // a reload reconciles at once
+	waitFor(t, "another reconcile", 20*time.Second, func() bool {
+		return len(h.events("reconcile.finished"))+len(h.events("reconcile.failed")) > before
+	})
+	if code, _ := h.get("/healthz"); code != 200 {
+		t.Errorf("/healthz %d", code)
+	}
+}
