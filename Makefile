@@ -39,13 +39,10 @@ fuzz-brief:
 fuzz: FUZZTIME = 2m
 fuzz: fuzz-brief
 
-# Figures, not pass/fail. The reconcile benchmark builds a sandbox world per size, so it
-# runs once per size; calls are its stable figure.
+# Figures, not pass/fail: every benchmark, then docs/performance.md is rewritten from them.
+# The sandbox benchmarks (reconcile, daemon) run once per size; calls are their stable figure.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 10x ./pkg/config ./pkg/policy ./pkg/jobsql ./pkg/history
-	$(GO) test -run '^$$' -bench FireLag -benchmem -benchtime 5x ./pkg/schedule
-	$(GO) test -run '^$$' -bench Reconcile -benchtime 1x -timeout 30m ./pkg/reconcile
-	$(GO) test -run '^$$' -bench DaemonIdle -benchtime 1x -timeout 15m ./cmd/xacctd
+	@bench/run.sh
 
 lint:
 	$(GO) vet $(PKGS)
