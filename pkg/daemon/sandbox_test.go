@@ -251,6 +251,15 @@ func TestDaemonRunsReloadsAndStops(t *testing.T) {
 	if !strings.Contains(m, "xacctd_config_last_reload_successful 0") {
 		t.Errorf("/metrics after a failed reload lacks xacctd_config_last_reload_successful 0")
 	}
+	// An unreadable file at SIGHUP: the same.
+	if err := os.Rename(h.path, h.path+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	h.reload <- struct{}{}
+	waitFor(t, "a second config.reload_failed", 10*time.Second, func() bool { return len(h.events("config.reload_failed")) == 2 })
+	if msg := fmt.Sprint(h.events("config.reload_failed")[1].ContextMap()["error"]); !strings.Contains(msg, "config.yaml") {
+		t.Errorf("reload of a missing file: error %q does not name the file", msg)
+	}
 	h.clock.Advance(2 * time.Minute) // 00:04: tick and tock of the old configuration
 	waitFor(t, "the old jobs to go on", 20*time.Second, func() bool {
 		return h.finished("tick", history.Succeeded) == 3 && h.finished("tock", history.Succeeded) == 2
