@@ -142,7 +142,8 @@ func (e *env) validate(args []string) int {
 		fmt.Fprintf(e.stderr, "xacctd validate: --output %q: use text or json\n", c.output)
 		return ExitUsage
 	}
-	if _, err := logging.New(e.stderr, c.logFormat, c.logLevel); err != nil {
+	log, err := logging.New(e.stderr, c.logFormat, c.logLevel)
+	if err != nil {
 		fmt.Fprintf(e.stderr, "xacctd validate: %v\n", err)
 		return ExitUsage
 	}
@@ -169,6 +170,7 @@ func (e *env) validate(args []string) int {
 		e.configError("validate", path, err)
 		return ExitError
 	}
+	warnPermissions(log, cfg)
 	if c.output == "json" {
 		writeJSON(e.stdout, map[string]any{"valid": true, "summary": summary(cfg)})
 		return ExitOK

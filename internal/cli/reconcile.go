@@ -62,6 +62,7 @@ func (e *env) setupArgs(name string, args []string, withOutput bool, extra func(
 	}
 	log.Info("configuration loaded", logging.Event("config.loaded"), zap.String("file", path),
 		zap.Int("pairs", len(cfg.Pairs)), zap.Int("jobs", len(cfg.Jobs)))
+	warnPermissions(log, cfg)
 	return cfg, log, c, -1
 }
 

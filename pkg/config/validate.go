@@ -193,7 +193,9 @@ func (v *validator) entryName(path, kind, name string) {
 
 func (v *validator) envName(path, name string) {
 	if name != "" && !envNameRe.MatchString(name) {
-		v.ps.addf(path, "%q is not an environment variable name: use letters, digits and _", name)
+		// The value is not repeated: a secret pasted here by mistake must not reach a terminal,
+		// CI log or the journal (config.reload_failed).
+		v.ps.addf(path, "is not an environment variable name: give the name of the variable that holds the secret (letters, digits and _), not the secret itself; the value is not repeated here")
 	}
 }
 
@@ -202,7 +204,7 @@ func (v *validator) secretFile(path, name string) {
 		return
 	}
 	if !strings.HasPrefix(name, "/") && !strings.HasPrefix(name, "$CREDENTIALS_DIRECTORY/") && !strings.HasPrefix(name, "${CREDENTIALS_DIRECTORY}/") {
-		v.ps.addf(path, "%q must be an absolute path, or start with $CREDENTIALS_DIRECTORY/ (systemd LoadCredential=)", name)
+		v.ps.addf(path, "must be an absolute path, or start with $CREDENTIALS_DIRECTORY/ (systemd LoadCredential=): give the path of the file that holds the secret, not the secret itself; the value is not repeated here")
 	}
 }
 

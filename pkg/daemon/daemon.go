@@ -129,6 +129,7 @@ func New(opts Options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	warnPermissions(opts.Logger, cfg)
 	a := &App{
 		opts: opts, log: opts.Logger, notify: opts.Notifier, metrics: metrics.New(opts.Version),
 		reconcileNow: make(chan struct{}, 1), lastRuns: map[string]history.Run{},
@@ -365,6 +366,7 @@ func (a *App) reload() error {
 	if err != nil {
 		return fail(err)
 	}
+	warnPermissions(a.log, cfg)
 	g, err := a.build(cfg)
 	if err != nil {
 		return fail(err)
