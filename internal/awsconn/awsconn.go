@@ -18,6 +18,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+	smithylogging "github.com/aws/smithy-go/logging"
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/xacctd/xacctd/pkg/config"
@@ -133,6 +134,10 @@ func (a *Accounts) baseConfig(ctx context.Context, profile string) (aws.Config, 
 	opts := []func(*awsconfig.LoadOptions) error{
 		awsconfig.WithRegion(a.cfg.Defaults.Region),
 		awsconfig.WithAPIOptions([]func(*middleware.Stack) error{a.counter.addMiddleware}),
+		// The SDK's own logger writes plain-text lines to stderr, which would break the
+		// one-JSON-object-per-line contract of xacctd's logs; what matters reaches xacctd
+		// as errors and is logged as events.
+		awsconfig.WithLogger(smithylogging.Nop{}),
 	}
 	if profile != "" {
 		opts = append(opts, awsconfig.WithSharedConfigProfile(profile))
