@@ -458,12 +458,18 @@ func (p *planner) associations() {
 		if p.conflictRoles[a.RoleARN] {
 			continue
 		}
-		if _, ok := oc.Roles[a.RoleARN]; ok {
-			continue // adding, in-sync or removing: readiness reports the state
+		reason := ReasonMissing
+		switch oc.Roles[a.RoleARN] {
+		case "adding", "in-sync":
+			continue // readiness reports the state
+		case "removing":
+			// Someone removed a wanted association: add it back (apply retries while the
+			// cluster is still busy removing it).
+			reason = "being removed by someone else; xacctd adds it back"
 		}
 		p.add(Change{
 			Action: Create, Type: TypeAssociation, Account: a.Account, AccountID: a.AccountID, Region: a.Region,
-			ID: a.Cluster + "/" + a.RoleARN, Pair: a.Pair, After: a.RoleARN, Reason: ReasonMissing,
+			ID: a.Cluster + "/" + a.RoleARN, Pair: a.Pair, After: a.RoleARN, Reason: reason,
 		})
 	}
 	// Associations of roles xacctd owns that are no longer wanted on that cluster.

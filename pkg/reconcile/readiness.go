@@ -178,6 +178,8 @@ func associationLink(s *Snapshot, ps *PairState) Link {
 			return Link{Name: name, OK: true, Detail: "in-sync"}
 		case "":
 			return Link{Name: name, Detail: "the role is not associated: run xacctd apply"}
+		case "removing":
+			return Link{Name: name, Detail: "removing (someone removed the association; xacctd adds it back once Redshift has finished)"}
 		default:
 			return Link{Name: name, Detail: fmt.Sprintf("%s (Redshift is still applying the association; usable once in-sync)", st)}
 		}
