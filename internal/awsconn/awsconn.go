@@ -87,9 +87,8 @@ type Accounts struct {
 }
 
 type account struct {
-	once sync.Once
-	cfg  aws.Config // credentials act in the account; region is the default region
-	err  error
+	mu  sync.Mutex
+	cfg *aws.Config // credentials act in the account; region is the default region. nil until opened
 }
 
 // New prepares credentials for the accounts of cfg; nothing is sent until first use.
@@ -114,9 +113,16 @@ func (a *Accounts) Config(ctx context.Context, name, region string) (aws.Config,
 		a.accounts[name] = acc
 	}
 	a.mu.Unlock()
-	acc.once.Do(func() { acc.cfg, acc.err = a.open(ctx, name) })
-	if acc.err != nil {
-		return aws.Config{}, acc.err
+	// A failure is not kept: the next use tries again (a throttled or unreachable STS must not
+	// disable the account for the life of the process).
+	acc.mu.Lock()
+	defer acc.mu.Unlock()
+	if acc.cfg == nil {
+		cfg, err := a.open(ctx, name)
+		if err != nil {
+			return aws.Config{}, err
+		}
+		acc.cfg = &cfg
 	}
 	c := acc.cfg.Copy()
 	if region != "" {

@@ -349,9 +349,17 @@ func (a *applier) bucketPolicies(ctx context.Context, upserts, deletes []Change)
 	for _, name := range slices.Sorted(maps.Keys(perBucket)) {
 		changes := perBucket[name]
 		tasks = append(tasks, func(ctx context.Context) {
-			err := a.writeBucketPolicy(ctx, name)
-			for _, c := range changes {
+			// Which pairs are blocked is decided before the write, as the write decides it:
+			// a statement that went into a failed write failed with it, it was not skipped.
+			skip := map[int]string{}
+			for i, c := range changes {
 				if why, bad := a.blocked(c.Pair); bad && c.Pair != "" && c.Action != Delete {
+					skip[i] = why
+				}
+			}
+			err := a.writeBucketPolicy(ctx, name)
+			for i, c := range changes {
+				if why, ok := skip[i]; ok {
 					a.skip(c, "not written: "+why+" for the same pair")
 					continue
 				}
@@ -371,43 +379,46 @@ func (a *applier) writeBucketPolicy(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	var current json.RawMessage
-	out, err := s.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(name)})
-	switch {
-	case err == nil:
-		current = json.RawMessage(aws.ToString(out.Policy))
-	case errorCode(err) == "NoSuchBucketPolicy":
-	default:
-		return explain(fmt.Errorf("read policy of bucket %s: %w", name, err))
-	}
-	parts, err := policy.Split(current)
-	if err != nil {
-		return fmt.Errorf("bucket %s: %w", name, err)
-	}
-	owned := map[string]json.RawMessage{}
-	for _, st := range b.Statements {
-		pair := b.StatementPair[st.Sid]
-		if _, bad := a.blocked(pair); bad && pair != "" || a.principalBlocked(st) {
-			if old, ok := parts.Owned[st.Sid]; ok {
-				owned[st.Sid] = old // leave a blocked pair's statement as it was
-			}
-			continue
+	// Read, merge and write again on every attempt: a foreign statement written while a
+	// retry waits must not be overwritten by a document merged before it.
+	write := func() error {
+		var current json.RawMessage
+		out, err := s.GetBucketPolicy(ctx, &s3.GetBucketPolicyInput{Bucket: aws.String(name)})
+		switch {
+		case err == nil:
+			current = json.RawMessage(aws.ToString(out.Policy))
+		case errorCode(err) == "NoSuchBucketPolicy":
+		default:
+			return explain(fmt.Errorf("read policy of bucket %s: %w", name, err))
 		}
-		owned[st.Sid] = mustJSON(st)
-	}
-	doc, err := policy.MergeRaw(parts, owned)
-	if err != nil {
-		return fmt.Errorf("bucket %s: %w", name, err)
-	}
-	if doc == nil {
-		_, err := s.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: aws.String(name)})
-		return explain(wrapf(err, "delete policy of bucket %s", name))
+		parts, err := policy.Split(current)
+		if err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+		owned := map[string]json.RawMessage{}
+		for _, st := range b.Statements {
+			pair := b.StatementPair[st.Sid]
+			if _, bad := a.blocked(pair); bad && pair != "" || a.principalBlocked(st) {
+				if old, ok := parts.Owned[st.Sid]; ok {
+					owned[st.Sid] = old // leave a blocked pair's statement as it was
+				}
+				continue
+			}
+			owned[st.Sid] = mustJSON(st)
+		}
+		doc, err := policy.MergeRaw(parts, owned)
+		if err != nil {
+			return fmt.Errorf("bucket %s: %w", name, err)
+		}
+		if doc == nil {
+			_, err := s.DeleteBucketPolicy(ctx, &s3.DeleteBucketPolicyInput{Bucket: aws.String(name)})
+			return explain(wrapf(err, "delete policy of bucket %s", name))
+		}
+		_, err = s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(name), Policy: aws.String(string(doc))})
+		return explain(wrapf(err, "write policy of bucket %s", name))
 	}
 	// A role created moments ago is "an invalid principal" until IAM has propagated it.
-	return a.retry(ctx, func() error {
-		_, err := s.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: aws.String(name), Policy: aws.String(string(doc))})
-		return explain(wrapf(err, "write policy of bucket %s", name))
-	}, func(err error) bool {
+	return a.retry(ctx, write, func(err error) bool {
 		return errorCode(err) == "MalformedPolicy" && strings.Contains(err.Error(), "Invalid principal")
 	})
 }
