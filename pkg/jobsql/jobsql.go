@@ -111,11 +111,7 @@ func Unload(j *config.Job, t Target, d jobtemplate.Data) (Statement, error) {
 	if err := checkQuery("unload.query", query); err != nil {
 		return Statement{}, err
 	}
-	to, err := renderTemplate("unload.to", u.To, d)
-	if err != nil {
-		return Statement{}, err
-	}
-	url, err := t.location("unload.to", to)
+	url, err := t.renderLocation("unload.to", u.To, d)
 	if err != nil {
 		return Statement{}, err
 	}
@@ -127,7 +123,7 @@ func Unload(j *config.Job, t Target, d jobtemplate.Data) (Statement, error) {
 	var s sqlWriter
 	s.line("UNLOAD (" + QuoteLiteral(query) + ")")
 	s.line("TO " + QuoteLiteral(url))
-	s.line("IAM_ROLE " + QuoteLiteral(strings.Join(t.RoleARNs, ",")))
+	s.iamRole(t)
 	s.line("FORMAT AS " + format)
 	if err := unloadOptions(&s, u.Options); err != nil {
 		return Statement{}, err
@@ -227,11 +223,7 @@ func Copy(j *config.Job, t Target, d jobtemplate.Data) (Statement, error) {
 		}
 		table += " " + cols
 	}
-	from, err := renderTemplate("copy.from", c.From, d)
-	if err != nil {
-		return Statement{}, err
-	}
-	url, err := t.location("copy.from", from)
+	url, err := t.renderLocation("copy.from", c.From, d)
 	if err != nil {
 		return Statement{}, err
 	}
@@ -246,7 +238,7 @@ func Copy(j *config.Job, t Target, d jobtemplate.Data) (Statement, error) {
 	var s sqlWriter
 	s.line("COPY " + table)
 	s.line("FROM " + QuoteLiteral(url))
-	s.line("IAM_ROLE " + QuoteLiteral(strings.Join(t.RoleARNs, ",")))
+	s.iamRole(t)
 	s.line("FORMAT AS " + format)
 	if err := copyOptions(&s, c.Options); err != nil {
 		return Statement{}, err
@@ -324,7 +316,7 @@ func ProbeUnload(t Target, runID string) Statement {
 	var s sqlWriter
 	s.line("UNLOAD (" + QuoteLiteral("SELECT 1") + ")")
 	s.line("TO " + QuoteLiteral(url))
-	s.line("IAM_ROLE " + QuoteLiteral(strings.Join(t.RoleARNs, ",")))
+	s.iamRole(t)
 	s.line("FORMAT AS CSV")
 	s.line("ALLOWOVERWRITE")
 	s.line("PARALLEL OFF")
@@ -343,7 +335,7 @@ func ProbeCopy(t Target, table, url string) Statement {
 	var s sqlWriter
 	s.line("COPY " + strings.Join(parts, "."))
 	s.line("FROM " + QuoteLiteral(url))
-	s.line("IAM_ROLE " + QuoteLiteral(strings.Join(t.RoleARNs, ",")))
+	s.iamRole(t)
 	s.line("FORMAT AS CSV")
 	s.region(t)
 	return Statement{Kind: "copy", SQL: s.String(), URL: url}
@@ -359,6 +351,15 @@ func probeSegment(runID string) string {
 	return seg
 }
 
+// renderLocation renders a to/from template and checks that it stays under the prefix.
+func (t Target) renderLocation(field, text string, d jobtemplate.Data) (string, error) {
+	rendered, err := renderTemplate(field, text, d)
+	if err != nil {
+		return "", err
+	}
+	return t.location(field, rendered)
+}
+
 // sqlWriter collects one clause per line.
 type sqlWriter struct{ b strings.Builder }
 
@@ -371,6 +372,11 @@ func (w *sqlWriter) line(s string) {
 
 // region writes REGION when the bucket is in another region than the cluster: Redshift
 // looks for the bucket in its own region otherwise.
+// iamRole writes IAM_ROLE with the target's role, or its chain joined by commas.
+func (w *sqlWriter) iamRole(t Target) {
+	w.line("IAM_ROLE " + QuoteLiteral(strings.Join(t.RoleARNs, ",")))
+}
+
 func (w *sqlWriter) region(t Target) {
 	if t.BucketRegion != "" && t.BucketRegion != t.ClusterRegion {
 		w.line("REGION AS " + QuoteLiteral(t.BucketRegion))
