@@ -12,40 +12,37 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xacctd/xacctd/internal/awsconn"
+	"github.com/xacctd/xacctd/internal/statestore"
 	"github.com/xacctd/xacctd/pkg/config"
 	"github.com/xacctd/xacctd/pkg/history"
 	"github.com/xacctd/xacctd/pkg/jobrun"
 	"github.com/xacctd/xacctd/pkg/jobsql"
 	"github.com/xacctd/xacctd/pkg/jobtemplate"
-	"github.com/xacctd/xacctd/pkg/logging"
 	"github.com/xacctd/xacctd/pkg/reconcile"
 	"github.com/xacctd/xacctd/pkg/schedule"
 )
 
 // openStore opens the run history the configuration names.
 func openStore(cfg *config.Config, log *zap.Logger) (history.Store, error) {
-	switch cfg.State.Backend {
-	case "file":
-		return history.OpenFile(cfg.State.Dir, history.FileOptions{
-			Retention: cfg.State.Retention, MaxRunsPerJob: cfg.State.MaxRunsPerJob,
-			OnCorrupt: func(path string, err error) {
-				log.Error("run history file unreadable; moved aside", logging.Event("state.corrupt"),
-					zap.String("file", path), zap.Error(err))
-			},
-		})
-	default:
-		return nil, fmt.Errorf("state.backend %s is not in this build yet: use backend: file", cfg.State.Backend)
-	}
+	s, _, err := statestore.Open(context.Background(), cfg, log, statestore.Options{Version: Version})
+	return s, err
 }
 
 // newExecutor wires the job runner for cfg.
 func newExecutor(cfg *config.Config, log *zap.Logger, clients awsconn.Clients, store history.Store) *jobrun.Executor {
 	return &jobrun.Executor{
 		Config: cfg, Targets: jobrun.Targets(cfg), Store: store, Logger: log.Named("jobs"),
+		Claimer: claimerOf(store),
 		Connector: &jobrun.PgxConnector{Redshift: func(ctx context.Context, account, region string) (jobrun.RedshiftAPI, error) {
 			return clients.RedshiftClient(ctx, account, region)
 		}},
 	}
+}
+
+// claimerOf returns the store's Claimer when it is shared by several instances.
+func claimerOf(store history.Store) history.Claimer {
+	c, _ := store.(history.Claimer)
+	return c
 }
 
 // parseInterspersed parses flags that may come before or after positional arguments

@@ -22,12 +22,14 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/xacctd/xacctd/internal/awsconn"
+	"github.com/xacctd/xacctd/internal/statestore"
 	"github.com/xacctd/xacctd/pkg/config"
 	"github.com/xacctd/xacctd/pkg/history"
 	"github.com/xacctd/xacctd/pkg/httpapi"
 	"github.com/xacctd/xacctd/pkg/jobrun"
 	"github.com/xacctd/xacctd/pkg/logging"
 	"github.com/xacctd/xacctd/pkg/metrics"
+	"github.com/xacctd/xacctd/pkg/pgstate"
 	"github.com/xacctd/xacctd/pkg/reconcile"
 	"github.com/xacctd/xacctd/pkg/schedule"
 )
@@ -77,9 +79,14 @@ type App struct {
 	notify  Notifier
 	metrics *metrics.Metrics
 	store   history.Store
+	db      *pgstate.DB // state.backend postgres: shared state and leader election; nil for file
 	http    *httpapi.Server
-	sched   *schedule.Scheduler
 	started time.Time
+
+	// termMu orders the start of a leader term's scheduler against reloads, so that a term
+	// never starts with a configuration a reload has already replaced.
+	termMu sync.Mutex
+	sched  atomic.Pointer[schedule.Scheduler] // the current term's; nil while following
 
 	gen          atomic.Pointer[generation]
 	reconcileNow chan struct{} // 1-slot: reconcile at once (after a reload)
@@ -134,10 +141,11 @@ func New(opts Options) (*App, error) {
 		opts: opts, log: opts.Logger, notify: opts.Notifier, metrics: metrics.New(opts.Version),
 		reconcileNow: make(chan struct{}, 1), lastRuns: map[string]history.Run{},
 	}
-	store, err := openStore(cfg, a.log)
+	store, db, err := a.openStore(cfg)
 	if err != nil {
 		return nil, err
 	}
+	a.db = db
 	a.store = &observedStore{Store: store, app: a}
 	g, err := a.build(cfg)
 	if err != nil {
@@ -145,7 +153,7 @@ func New(opts Options) (*App, error) {
 		return nil, err
 	}
 	a.gen.Store(g)
-	a.metrics.SetLeader(true) // one host: always the leader
+	a.metrics.SetLeader(db == nil) // one host: always the leader; shared state: once elected
 	a.metrics.ConfigReload(true, time.Now())
 	addr := cfg.HTTP.Listen
 	if opts.ListenAddr != "" {
@@ -155,21 +163,10 @@ func New(opts Options) (*App, error) {
 	return a, nil
 }
 
-// openStore opens the run history the configuration names.
-func openStore(cfg *config.Config, log *zap.Logger) (history.Store, error) {
-	if cfg.State.Backend != "file" {
-		return nil, fmt.Errorf("state.backend %s is not in this build yet: use backend: file", cfg.State.Backend)
-	}
-	s, err := history.OpenFile(cfg.State.Dir, history.FileOptions{
-		Retention: cfg.State.Retention, MaxRunsPerJob: cfg.State.MaxRunsPerJob,
-		OnCorrupt: func(path string, err error) {
-			log.Error("run history file unreadable; moved aside", logging.Event("state.corrupt"), zap.String("file", path), zap.Error(err))
-		},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open the run history: %w", err)
-	}
-	return s, nil
+// openStore opens the run history the configuration names; for backend postgres also the
+// state database that elects the leader.
+func (a *App) openStore(cfg *config.Config) (history.Store, *pgstate.DB, error) {
+	return statestore.Open(context.Background(), cfg, a.log, statestore.Options{Version: a.opts.Version, OnLeader: a.metrics.SetLeader})
 }
 
 // build makes the components of one configuration.
@@ -185,7 +182,7 @@ func (a *App) build(cfg *config.Config) (*generation, error) {
 		rec: &reconcile.Reconciler{Config: cfg, Clients: clients,
 			Options: reconcile.ApplyOptions{NoWait: true, Logger: a.log.Named("reconcile")}},
 		exec: &jobrun.Executor{
-			Config: cfg, Targets: jobrun.Targets(cfg), Store: a.store, Logger: a.log.Named("jobs"),
+			Config: cfg, Targets: jobrun.Targets(cfg), Store: a.store, Claimer: a.claimer(), Logger: a.log.Named("jobs"),
 			Connector: &jobrun.PgxConnector{Redshift: func(ctx context.Context, account, region string) (jobrun.RedshiftAPI, error) {
 				return clients.RedshiftClient(ctx, account, region)
 			}},
@@ -199,6 +196,11 @@ const reloadSettle = 250 * time.Millisecond
 
 // Run runs the daemon until ctx is cancelled; each value on reload reloads the
 // configuration. It returns nil after a clean stop.
+//
+// With the file backend the daemon leads from the start: first reconcile, scheduler, READY.
+// With backend postgres it is READY as a follower at once and campaigns for the leader
+// lock; each time it wins it leads a term (the same steps) until it loses the lock, when it
+// stops starting work at once and cancels its running jobs, or until it stops.
 func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 	a.started = time.Now()
 	defer a.store.Close()
@@ -210,40 +212,23 @@ func (a *App) Run(ctx context.Context, reload <-chan struct{}) error {
 		defer cancel()
 		_ = a.http.Shutdown(sctx)
 	}()
-
-	// Runs left "running" by a process that died (SIGKILL, power loss) are recorded as
-	// interrupted before anything new starts.
-	if recovered, err := a.store.Recover(ctx, time.Now()); err != nil {
-		a.log.Error("recovering interrupted runs failed", logging.Event("state.write_failed"), zap.Error(err))
-	} else {
-		for _, r := range recovered {
-			a.log.Warn("run interrupted by the end of its process", logging.Event("job.interrupted"), zap.String("job", r.Job),
-				zap.String("run_id", r.ID), zap.Time("scheduled_time", r.ScheduledTime), zap.String("reason", r.Error))
-		}
-	}
 	a.restoreRuns(ctx)
 
-	// First reconcile, then the scheduler, then READY.
-	rctx, stopReconcile := context.WithCancel(ctx)
-	next := a.reconcile(rctx)
-	last, err := a.store.LastScheduled(ctx)
-	if err != nil {
-		a.log.Error("reading last run times failed; no catch-up this start", logging.Event("state.read_failed"), zap.Error(err))
+	var single *term // the file backend's one term
+	campaignDone := make(chan struct{})
+	if a.db == nil {
+		single = a.begin(ctx)
+		close(campaignDone)
+	} else {
+		go func() {
+			defer close(campaignDone)
+			_ = a.db.Campaign(ctx, a.lead)
+		}()
 	}
 	g := a.gen.Load()
-	a.sched = schedule.New(g.entries, g.limits, schedule.Options{
-		Clock: a.opts.Clock, Logger: a.log.Named("schedule"), Runner: runner{a}, Gate: a.gate, LastScheduled: last,
-	})
-	a.sched.Start()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		a.reconcileLoop(rctx, next)
-	}()
 	_ = a.notify.Ready(a.statusLine())
 	a.log.Info("daemon started", logging.Event("daemon.started"), zap.String("version", a.opts.Version),
-		zap.String("config", a.opts.ConfigPath), zap.String("http", a.http.Addr()),
+		zap.String("config", a.opts.ConfigPath), zap.String("http", a.http.Addr()), zap.String("state_backend", g.cfg.State.Backend),
 		zap.Int("pairs", len(g.cfg.Pairs)), zap.Int("jobs", len(g.cfg.Jobs)), zap.Int64("startup_ms", time.Since(a.started).Milliseconds()))
 
 	var watchdog <-chan time.Time
@@ -285,23 +270,113 @@ loop:
 	}
 
 	// Stop: no new runs; running ones get the grace period, then their queries are
-	// cancelled on the server and the runs recorded as interrupted.
+	// cancelled on the server and the runs recorded as interrupted. A leader hands the
+	// lock over once its runs have ended.
 	grace := a.gen.Load().cfg.Defaults.ShutdownGrace
 	running := 0
-	for _, st := range a.sched.Status() {
-		if st.Running {
-			running++
+	if s := a.sched.Load(); s != nil {
+		for _, st := range s.Status() {
+			if st.Running {
+				running++
+			}
 		}
 	}
 	_ = a.notify.Stopping(fmt.Sprintf("stopping: %d running job(s), grace %s", running, grace))
 	a.log.Info("daemon stopping", logging.Event("daemon.stopping"), zap.Int("running_jobs", running), zap.Duration("grace", grace))
-	stopReconcile()
-	gctx, cancel := context.WithTimeout(context.Background(), grace)
-	a.sched.Stop(gctx)
-	cancel()
-	wg.Wait()
+	if single != nil {
+		a.end(single, nil)
+	}
+	<-campaignDone
 	a.log.Info("daemon stopped", logging.Event("daemon.stopped"), zap.Int64("uptime_s", int64(time.Since(a.started).Seconds())))
 	return nil
+}
+
+// term is one period of leadership: the scheduler and the reconcile loop.
+type term struct {
+	sched         *schedule.Scheduler // nil when the term ended before it started
+	stopReconcile context.CancelFunc
+	wg            sync.WaitGroup
+}
+
+// lead is a leader term of the postgres backend (pgstate.DB.Campaign): it runs until ctx
+// ends, at once when leadership is lost, with the shutdown grace when the daemon stops.
+func (a *App) lead(ctx context.Context) {
+	t := a.begin(ctx)
+	<-ctx.Done()
+	cause := context.Cause(ctx)
+	if !errors.Is(cause, pgstate.ErrLeadershipLost) {
+		cause = nil
+	}
+	a.end(t, cause)
+	_ = a.notify.Status(a.statusLine())
+}
+
+// begin starts a term: runs left running by a process that died are recorded interrupted,
+// the first reconcile establishes readiness, then the scheduler starts from the last
+// handled occurrences in the history (catching up what was missed) and the reconcile loop
+// runs every reconcile_interval.
+func (a *App) begin(ctx context.Context) *term {
+	if recovered, err := a.store.Recover(ctx, time.Now()); err != nil {
+		a.log.Error("recovering interrupted runs failed", logging.Event("state.write_failed"), zap.Error(err))
+	} else {
+		for _, r := range recovered {
+			a.log.Warn("run interrupted by the end of its process", logging.Event("job.interrupted"), zap.String("job", r.Job),
+				zap.String("run_id", r.ID), zap.Time("scheduled_time", r.ScheduledTime), zap.String("reason", r.Error))
+		}
+	}
+	if a.db != nil {
+		a.restoreRuns(ctx) // the previous leader's runs
+	}
+	rctx, stopReconcile := context.WithCancel(ctx)
+	t := &term{stopReconcile: stopReconcile}
+	next := a.reconcile(rctx)
+	if ctx.Err() != nil {
+		return t
+	}
+	last, err := a.store.LastScheduled(ctx)
+	if err != nil {
+		a.log.Error("reading last run times failed; no catch-up this time", logging.Event("state.read_failed"), zap.Error(err))
+	}
+	a.termMu.Lock()
+	g := a.gen.Load()
+	t.sched = schedule.New(g.entries, g.limits, schedule.Options{
+		Clock: a.opts.Clock, Logger: a.log.Named("schedule"), Runner: runner{a}, Gate: a.gate, LastScheduled: last,
+	})
+	t.sched.Start()
+	a.sched.Store(t.sched)
+	a.termMu.Unlock()
+	_ = a.notify.Status(a.statusLine())
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		a.reconcileLoop(rctx, next)
+	}()
+	return t
+}
+
+// end stops a term. With a cause (leadership lost) nothing new starts and running jobs are
+// cancelled at once, occurrences not yet run left to the next leader; without, running jobs
+// get the shutdown grace.
+func (a *App) end(t *term, cause error) {
+	t.stopReconcile()
+	if t.sched != nil {
+		if cause != nil {
+			t.sched.Abandon(cause)
+		} else {
+			gctx, cancel := context.WithTimeout(context.Background(), a.gen.Load().cfg.Defaults.ShutdownGrace)
+			t.sched.Stop(gctx)
+			cancel()
+		}
+	}
+	t.wg.Wait()
+	if cause != nil {
+		a.termMu.Lock()
+		a.sched.CompareAndSwap(t.sched, nil)
+		a.termMu.Unlock()
+		a.mu.Lock()
+		a.reconciled, a.readiness = false, nil
+		a.mu.Unlock()
+	}
 }
 
 // restoreRuns reads each job's latest run (for /status) and latest success (for the metric
@@ -375,8 +450,12 @@ func (a *App) reload() error {
 	if cfg.HTTP.Listen != old.cfg.HTTP.Listen || cfg.State != old.cfg.State {
 		a.log.Warn("http and state settings take effect at the next restart", logging.Event("config.restart_needed"))
 	}
+	a.termMu.Lock()
 	a.gen.Store(g)
-	a.sched.Update(g.entries, g.limits)
+	if s := a.sched.Load(); s != nil {
+		s.Update(g.entries, g.limits)
+	}
+	a.termMu.Unlock()
 	var pairs, jobs []string
 	for _, p := range cfg.Pairs {
 		pairs = append(pairs, p.Name)
@@ -580,6 +659,9 @@ func (a *App) statusLine() string {
 		}
 	}
 	s := fmt.Sprintf("%d/%d pairs ready, %d jobs", ready, len(g.cfg.Pairs), len(g.cfg.Jobs))
+	if a.db != nil {
+		s = a.role() + ": " + s
+	}
 	if a.reconciled {
 		s += fmt.Sprintf(", last reconcile %s at %s", a.last.Outcome, a.last.At.Format("15:04:05"))
 	}
@@ -596,6 +678,23 @@ func (s *observedStore) Record(ctx context.Context, r history.Run) error {
 	err := s.Store.Record(ctx, r)
 	s.app.noteRun(r)
 	return err
+}
+
+// Claim claims through the shared store (postgres backend only; see App.claimer).
+func (s *observedStore) Claim(ctx context.Context, r history.Run) (bool, history.Run, error) {
+	ok, holder, err := s.Store.(history.Claimer).Claim(ctx, r)
+	if ok {
+		s.app.noteRun(r)
+	}
+	return ok, holder, err
+}
+
+// claimer is the executor's Claimer: the shared store's, nil for the file backend.
+func (a *App) claimer() history.Claimer {
+	if a.db == nil {
+		return nil
+	}
+	return a.store.(*observedStore)
 }
 
 func (a *App) noteRun(r history.Run) {
@@ -615,8 +714,15 @@ func (a *App) noteRun(r history.Run) {
 // Alive reports that the process works (httpapi.Source).
 func (a *App) Alive() bool { return true }
 
-// Ready is /readyz: the configuration is loaded and the last reconcile did not fail.
+// Ready is /readyz. A leader (and a single-host daemon) is ready when its last reconcile
+// did not fail; a follower when its state-database session is up, so that it can take over.
 func (a *App) Ready() (bool, string) {
+	if a.db != nil && !a.db.Leading() {
+		if ok, err := a.db.Connected(); !ok {
+			return false, "follower without a state-database session (it cannot take over): " + err
+		}
+		return true, ""
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	switch {
@@ -626,6 +732,17 @@ func (a *App) Ready() (bool, string) {
 		return false, "the last reconcile failed: " + a.last.Reason
 	}
 	return true, ""
+}
+
+// role is leader, follower or single (the file backend: always leading).
+func (a *App) role() string {
+	switch {
+	case a.db == nil:
+		return "single"
+	case a.db.Leading():
+		return "leader"
+	}
+	return "follower"
 }
 
 // Status is the /status document.
@@ -659,8 +776,27 @@ func (a *App) Status() any {
 		Decision *schedule.LastDecision `json:"last_decision,omitempty"`
 	}
 	var jobs []jobStatus
-	if a.sched != nil {
-		for _, st := range a.sched.Status() {
+	sched := a.sched.Load()
+	if sched == nil && a.db != nil { // a follower: the leader's runs, from the shared history
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if latest, err := a.store.Latest(ctx); err == nil {
+			lastRuns = latest
+		}
+		cancel()
+	}
+	if sched == nil {
+		for _, e := range g.entries {
+			j := jobStatus{Name: e.Job, Pair: e.Pair, Cluster: e.Cluster, Schedule: e.Spec, Timezone: e.Location.String(), Enabled: e.Enabled}
+			if job := g.cfg.Job(e.Job); job != nil {
+				j.Kind = job.Kind()
+			}
+			if r, ok := lastRuns[e.Job]; ok {
+				j.LastRun = &r
+			}
+			jobs = append(jobs, j)
+		}
+	} else {
+		for _, st := range sched.Status() {
 			j := jobStatus{Name: st.Job, Pair: st.Pair, Cluster: st.Cluster, Schedule: st.Spec, Timezone: st.Location.String(),
 				Enabled: st.Enabled, Running: st.Running, Queued: st.Queued, Decision: st.Last}
 			if job := g.cfg.Job(st.Job); job != nil {
@@ -677,9 +813,24 @@ func (a *App) Status() any {
 		}
 	}
 	ready, reason := a.Ready()
+	role := a.role()
 	doc := map[string]any{
-		"version": a.opts.Version, "config": a.opts.ConfigPath, "started_at": a.started, "leader": true,
-		"ready": ready, "pairs": pairs, "jobs": jobs,
+		"version": a.opts.Version, "config": a.opts.ConfigPath, "started_at": a.started, "leader": role != "follower",
+		"role": role, "state_backend": g.cfg.State.Backend, "ready": ready, "pairs": pairs, "jobs": jobs,
+	}
+	if a.db != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if li, err := a.db.Leader(ctx); err == nil {
+			doc["current_leader"] = li
+		} else {
+			doc["current_leader_error"] = err.Error()
+		}
+		cancel()
+		if role == "follower" {
+			doc["term"] = nil
+		} else {
+			doc["term"] = a.db.Term()
+		}
 	}
 	if reason != "" {
 		doc["reason"] = reason

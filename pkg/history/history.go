@@ -282,3 +282,24 @@ func compareNewest(a, b Run) int {
 	}
 	return strings.Compare(b.ID, a.ID)
 }
+
+// Claimer is implemented by stores that several processes share (the PostgreSQL backend).
+// Claim records r, a new run of a scheduled occurrence (trigger schedule or catch_up), only
+// if no other run holds that occurrence: a run of the same job and scheduled time, with
+// trigger schedule or catch_up, whose outcome is not Interrupted (an interrupted run gives
+// its occurrence back). It reports whether r was recorded and, when it was not, the run
+// that holds the occurrence. A scheduler settling an occurrence (running it, or recording
+// it skipped or missed) claims it first, so that one occurrence is handled at most once
+// whichever instance gets to it.
+type Claimer interface {
+	Claim(ctx context.Context, r Run) (claimed bool, holder Run, err error)
+}
+
+// Check refuses runs that no store can keep; for backends outside this package.
+func Check(r Run) error { return checkRun(r) }
+
+// CheckJob refuses names that are not valid job names; for backends outside this package.
+func CheckJob(job string) error { return checkJob(job) }
+
+// Normalize returns r with its times as every backend stores them (UTC, microseconds).
+func Normalize(r Run) Run { return normalize(r) }

@@ -31,7 +31,11 @@ type Executor struct {
 	Targets   map[string]jobsql.Target // by pair; see Targets
 	Connector Connector
 	Store     history.Store
-	Logger    *zap.Logger
+	// Claimer, when set (a store shared by several instances), claims every scheduled
+	// occurrence before it runs or is recorded skipped or missed: an occurrence another
+	// instance holds is left alone, and one that cannot be claimed does not run.
+	Claimer history.Claimer
+	Logger  *zap.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// Backoff is the wait before retry attempt n+1 after attempt n failed transiently
@@ -104,6 +108,24 @@ func (e *Executor) Run(ctx context.Context, occ schedule.Occurrence) (err error)
 	fields := []zap.Field{zap.String("job", run.Job), zap.String("pair", run.Pair), zap.String("cluster", run.Cluster),
 		zap.String("run_id", run.ID), zap.Time("scheduled_time", occ.Scheduled), zap.String("trigger", occ.Trigger)}
 	log := e.log().With(fields...)
+	claimed := false
+	if e.Claimer != nil && scheduled(occ.Trigger) {
+		run.Attempt = 1
+		ok, holder, cerr := e.Claimer.Claim(context.WithoutCancel(ctx), run)
+		switch {
+		case cerr != nil:
+			reason := fmt.Sprintf("the occurrence could not be claimed in the state database, so it does not run: %v", cerr)
+			log.Error("job not started: claim failed", logging.Event("job.claim_failed"), zap.Error(cerr))
+			return &schedule.SkipError{Reason: reason}
+		case !ok:
+			log.Warn("job occurrence already claimed by another run; not started here", logging.Event("job.already_claimed"),
+				zap.String("holder_run_id", holder.ID), zap.String("holder_outcome", string(holder.Outcome)),
+				zap.String("holder_host", holder.Owner.Host), zap.Int("holder_pid", holder.Owner.PID))
+			return &schedule.SkipError{Reason: fmt.Sprintf("run %s (%s, pid %d on %s) holds this occurrence",
+				holder.ID, holder.Outcome, holder.Owner.PID, holder.Owner.Host)}
+		}
+		claimed = true
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			f := &Failure{Class: ClassInternal, Message: fmt.Sprintf("panic: %v", v),
@@ -139,7 +161,9 @@ func (e *Executor) Run(ctx context.Context, occ schedule.Occurrence) (err error)
 	deadline, _ := runCtx.Deadline()
 	for attempt := 1; ; attempt++ {
 		run.Attempt = attempt
-		e.record(ctx, log, run)
+		if attempt > 1 || !claimed { // the claim recorded attempt 1
+			e.record(ctx, log, run)
+		}
 		log.Info("job started", logging.Event("job.started"), zap.Int("attempt", attempt), zap.String("kind", run.Kind),
 			zap.String("location", stmt.URL))
 		began := e.now()
@@ -258,5 +282,22 @@ func (e *Executor) Record(ctx context.Context, occ schedule.Occurrence, outcome,
 	if outcome == schedule.OutcomeFailed {
 		run.ErrorClass = ClassInternal
 	}
-	e.record(ctx, e.log().With(zap.String("job", occ.Job), zap.String("run_id", run.ID)), run)
+	log := e.log().With(zap.String("job", occ.Job), zap.String("run_id", run.ID))
+	if e.Claimer != nil && scheduled(occ.Trigger) {
+		ok, holder, err := e.Claimer.Claim(context.WithoutCancel(ctx), run)
+		switch {
+		case err != nil:
+			log.Error("run history not written", logging.Event("state.write_failed"), zap.String("outcome", outcome), zap.Error(err))
+		case !ok:
+			log.Info("occurrence already settled by another run; not recorded again", zap.String("outcome", outcome),
+				zap.String("holder_run_id", holder.ID), zap.String("holder_outcome", string(holder.Outcome)))
+		}
+		return
+	}
+	e.record(ctx, log, run)
+}
+
+// scheduled reports whether a trigger is one whose occurrences are claimed.
+func scheduled(trigger string) bool {
+	return trigger == schedule.TriggerSchedule || trigger == schedule.TriggerCatchUp
 }

@@ -188,3 +188,69 @@ func TestCatchUpFromHistory(t *testing.T) {
 		t.Fatalf("runs %+v: want the 12:00 occurrence caught up", runs)
 	}
 }
+
+// claimer is a pure unit-test Claimer over a file store: one holder per occurrence, as the
+// PostgreSQL backend's unique index does (pkg/pgstate tests the real one).
+type claimer struct {
+	store  history.Store
+	held   map[time.Time]history.Run
+	err    error
+	claims int
+}
+
+func (c *claimer) Claim(ctx context.Context, r history.Run) (bool, history.Run, error) {
+	c.claims++
+	if c.err != nil {
+		return false, history.Run{}, c.err
+	}
+	if h, ok := c.held[r.ScheduledTime]; ok {
+		return false, h, nil
+	}
+	c.held[r.ScheduledTime] = r
+	return true, history.Run{}, c.store.Record(ctx, r)
+}
+
+// TestClaims: with a shared store, a scheduled occurrence is claimed before it runs; an
+// occurrence held elsewhere, or one that cannot be claimed, does not run; manual runs are
+// not claimed; the scheduler's decisions are claimed too.
+func TestClaims(t *testing.T) {
+	ok := func(context.Context) (Result, error) { return Result{Tag: "UNLOAD"}, nil }
+	conn := &scriptedConnector{attempts: []func(context.Context) (Result, error){ok, ok}}
+	e, store := unitExecutor(t, conn)
+	c := &claimer{store: store, held: map[time.Time]history.Run{}}
+	e.Claimer = c
+	if err := e.Run(context.Background(), occ); err != nil {
+		t.Fatal(err)
+	}
+	if r := lastRun(t, store); r.Outcome != history.Succeeded || c.claims != 1 {
+		t.Fatalf("run %+v after %d claims: want succeeded after 1 claim", r, c.claims)
+	}
+	// The same occurrence again (another instance's view): not run.
+	var skip *schedule.SkipError
+	if err := e.Run(context.Background(), occ); !errors.As(err, &skip) || conn.n != 1 {
+		t.Fatalf("second run of a held occurrence: %v after %d connects, want a SkipError and no connect", err, conn.n)
+	}
+	// A claim that fails: not run.
+	c.err = errors.New("connection refused")
+	other := occ
+	other.Scheduled = occ.Scheduled.Add(time.Hour)
+	if err := e.Run(context.Background(), other); !errors.As(err, &skip) || conn.n != 1 {
+		t.Fatalf("run whose claim failed: %v after %d connects, want a SkipError and no connect", err, conn.n)
+	}
+	// Manual runs are not claimed.
+	c.err = nil
+	manual := occ
+	manual.Trigger = schedule.TriggerManual
+	before := c.claims
+	if err := e.Run(context.Background(), manual); err != nil || c.claims != before {
+		t.Fatalf("manual run: %v, %d claims (want none)", err, c.claims-before)
+	}
+	// A skip decision for a held occurrence is not recorded again.
+	e.Record(context.Background(), occ, schedule.OutcomeSkipped, "late")
+	runs, _ := store.Runs(context.Background(), "j", 0)
+	for _, r := range runs {
+		if r.Outcome == history.Skipped {
+			t.Errorf("a skip was recorded for an occurrence another run holds: %+v", r)
+		}
+	}
+}

@@ -100,6 +100,8 @@ type Scheduler struct {
 	slots    map[string]chan struct{} // per cluster
 	started  bool
 	stopping bool
+	// abandoned: stopped by Abandon; occurrences not run are left unrecorded.
+	abandoned bool
 
 	wake      chan struct{} // 1-slot: entries changed
 	stopCh    chan struct{} // closed by Stop: no new runs
@@ -353,6 +355,11 @@ func (s *Scheduler) fireLocked(es *entryState, occ Occurrence) {
 }
 
 func (s *Scheduler) skipLocked(es *entryState, occ Occurrence, reason string) {
+	if s.abandoned {
+		s.log.Info("job occurrence left to the next leader", logging.Event("job.abandoned"),
+			zap.String("job", occ.Job), zap.Time("scheduled_time", occ.Scheduled), zap.String("trigger", occ.Trigger))
+		return
+	}
 	es.last = &LastDecision{Scheduled: occ.Scheduled, Outcome: OutcomeSkipped, Reason: reason}
 	s.logSkip(occ, reason)
 	s.recordAsync(occ, OutcomeSkipped, reason)
@@ -428,6 +435,9 @@ func (s *Scheduler) runOne(ctx context.Context, es *entryState, occ Occurrence, 
 		return context.Cause(ctx)
 	}
 	defer func() { <-slot }()
+	if ctx.Err() != nil { // abandoned while waiting: nothing is recorded
+		return context.Cause(ctx)
+	}
 	if s.opts.Gate != nil {
 		if ok, reason := s.opts.Gate(occ.Pair); !ok {
 			reason = fmt.Sprintf("pair %s is not ready: %s", occ.Pair, reason)
@@ -568,6 +578,21 @@ func (s *Scheduler) Stop(ctx context.Context) {
 		<-done
 	}
 	s.runCancel(ErrStopping)
+}
+
+// Abandon stops at once, for an instance that has stopped being the leader: nothing new
+// starts; occurrences waiting for a cluster slot or in a queue are dropped without being
+// recorded (they are the next leader's, which catches them up from the shared history);
+// running runs are cancelled with cause (the runner records them interrupted, which gives
+// their occurrences back) and Abandon waits for them to return.
+func (s *Scheduler) Abandon(cause error) {
+	s.mu.Lock()
+	s.abandoned = true
+	s.mu.Unlock()
+	s.runCancel(cause)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	s.Stop(ctx)
 }
 
 // Status is one job's schedule state.

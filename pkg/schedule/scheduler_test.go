@@ -525,3 +525,43 @@ func TestRepeatedHourRunsOnceThroughTheLoop(t *testing.T) {
 		t.Errorf("runs %+v: want one, at 01:30 EDT", runs)
 	}
 }
+
+// TestAbandon: an instance that stops being the leader starts nothing more, cancels its
+// running run at once with the given cause, and leaves waiting and queued occurrences
+// unrecorded (the next leader runs them from the shared history).
+func TestAbandon(t *testing.T) {
+	h := start(t, mustTime(t, "2026-06-01T00:00:30Z"), []Entry{
+		entry(t, "long", "* * * * *", "UTC", func(e *Entry) { e.Overlap = "queue" }), entry(t, "waiting", "* * * * *", "UTC"),
+	}, map[string]int{"c1": 1}, nil)
+	h.runner.blockJob("long")
+	h.runner.blockJob("waiting")
+	h.advance(30 * time.Second) // 00:01: one runs, the other waits for the only slot
+	first := h.nextStarted()
+	h.advance(time.Minute) // 00:02: queued behind (long) or skipped as overlapping (waiting)
+	lost := errors.New("leadership lost")
+	began := time.Now()
+	h.s.Abandon(lost)
+	if took := time.Since(began); took > time.Second {
+		t.Errorf("Abandon took %s, want at once", took)
+	}
+	h.runner.mu.Lock()
+	errs := h.runner.ctxErrs
+	h.runner.mu.Unlock()
+	if len(errs) != 1 || !errors.Is(errs[0], lost) {
+		t.Errorf("run context causes %v, want [the abandon cause]", errs)
+	}
+	runs, recs := h.runner.snapshot()
+	if len(runs) != 1 || runs[0].Job != first.Job {
+		t.Errorf("runs %v: want only the first", runs)
+	}
+	for _, r := range recs {
+		if r.Reason == "xacctd is stopping" {
+			t.Errorf("an abandoned occurrence was recorded: %+v", r)
+		}
+	}
+	if len(h.events("job.abandoned")) == 0 {
+		t.Error("no job.abandoned line for the occurrences left to the next leader")
+	}
+	h.clock.Advance(time.Minute)
+	h.noneStarted()
+}
