@@ -17,8 +17,9 @@ import (
 
 // Options are what the caller adds to the configuration.
 type Options struct {
-	Version  string
-	OnLeader func(bool) // postgres: called when a leader term starts and ends
+	Version   string
+	OnLeader  func(bool) // postgres: called when a leader term starts and ends
+	OnSession func(bool) // postgres: called when the state-database session is lost and back
 }
 
 // Open opens the run history of cfg. For backend postgres it also returns the state
@@ -35,7 +36,7 @@ func Open(ctx context.Context, cfg *config.Config, log *zap.Logger, opts Options
 		db, err := pgstate.Open(ctx, dsn.Reveal(), pgstate.Options{
 			Logger: log.Named("state"), Version: opts.Version,
 			Retention: cfg.State.Retention, MaxRunsPerJob: cfg.State.MaxRunsPerJob,
-			OnLeader: opts.OnLeader,
+			OnLeader: opts.OnLeader, OnSession: opts.OnSession,
 		})
 		if err != nil {
 			return nil, nil, fmt.Errorf("open the state database: %w", err)

@@ -166,7 +166,8 @@ func New(opts Options) (*App, error) {
 // openStore opens the run history the configuration names; for backend postgres also the
 // state database that elects the leader.
 func (a *App) openStore(cfg *config.Config) (history.Store, *pgstate.DB, error) {
-	return statestore.Open(context.Background(), cfg, a.log, statestore.Options{Version: a.opts.Version, OnLeader: a.metrics.SetLeader})
+	return statestore.Open(context.Background(), cfg, a.log, statestore.Options{Version: a.opts.Version,
+		OnLeader: a.metrics.SetLeader, OnSession: a.metrics.SetStateSession})
 }
 
 // build makes the components of one configuration.
@@ -356,7 +357,8 @@ func (a *App) begin(ctx context.Context) *term {
 
 // end stops a term. With a cause (leadership lost) nothing new starts and running jobs are
 // cancelled at once, occurrences not yet run left to the next leader; without, running jobs
-// get the shutdown grace.
+// get the shutdown grace (and with shared state, occurrences waiting for a slot are still
+// left to the next leader rather than recorded skipped).
 func (a *App) end(t *term, cause error) {
 	t.stopReconcile()
 	if t.sched != nil {
@@ -364,7 +366,11 @@ func (a *App) end(t *term, cause error) {
 			t.sched.Abandon(cause)
 		} else {
 			gctx, cancel := context.WithTimeout(context.Background(), a.gen.Load().cfg.Defaults.ShutdownGrace)
-			t.sched.Stop(gctx)
+			if a.db != nil {
+				t.sched.Handover(gctx) // what has not started is the next leader's
+			} else {
+				t.sched.Stop(gctx)
+			}
 			cancel()
 		}
 	}
@@ -376,6 +382,13 @@ func (a *App) end(t *term, cause error) {
 		a.mu.Lock()
 		a.reconciled, a.readiness = false, nil
 		a.mu.Unlock()
+		// A follower does not judge pairs: their readiness series go (alerts on them
+		// follow the leader); jobs' series stay (max over instances is the truth).
+		var jobs []string
+		for _, j := range a.gen.Load().cfg.Jobs {
+			jobs = append(jobs, j.Name)
+		}
+		a.metrics.Retain(nil, jobs)
 	}
 }
 

@@ -45,6 +45,7 @@ type Metrics struct {
 	reloadOK             prometheus.Gauge
 	reloadLastSuccess    prometheus.Gauge
 	leader               prometheus.Gauge
+	stateSession         prometheus.Gauge
 
 	// mu guards the names below and keeps a Retain from interleaving with the update of a
 	// series it is about to delete.
@@ -142,6 +143,12 @@ func New(version string) *Metrics {
 			Help: "1 when this instance makes changes and runs jobs, 0 when standing by. " +
 				"Alert when the sum over instances is not exactly 1.",
 		}),
+		stateSession: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: namespace,
+			Name:      "state_session_up",
+			Help: "1 when this instance's state-database session is up (always 1 with the file backend), 0 while it reconnects: " +
+				"a follower at 0 cannot take over. Alert when 0 for a few minutes.",
+		}),
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: namespace,
@@ -157,8 +164,9 @@ func New(version string) *Metrics {
 		m.reconcileDuration, m.reconcileTotal, m.reconcileLastSuccess,
 		m.changes, m.drift, m.apiCalls,
 		m.jobRuns, m.jobDuration, m.jobLastSuccess,
-		m.pairReady, m.reloadOK, m.reloadLastSuccess, m.leader,
+		m.pairReady, m.reloadOK, m.reloadLastSuccess, m.leader, m.stateSession,
 	)
+	m.stateSession.Set(1)
 	// Present from the start so rate() and increase() see the first failure, not a new series.
 	for _, o := range []string{ReconcileInSync, ReconcileChanged, ReconcileFailed} {
 		m.reconcileTotal.WithLabelValues(o)
@@ -246,6 +254,9 @@ func (m *Metrics) ConfigReload(ok bool, at time.Time) {
 
 // SetLeader records whether this instance is the one that acts. A single host always is.
 func (m *Metrics) SetLeader(leader bool) { m.leader.Set(boolValue(leader)) }
+
+// SetStateSession records whether the state-database session is up.
+func (m *Metrics) SetStateSession(up bool) { m.stateSession.Set(boolValue(up)) }
 
 // Retain deletes the series of pairs and jobs not named, after a reload removed them from the
 // configuration, so dashboards and alerts stop seeing a frozen last value. Call it only once the

@@ -223,6 +223,16 @@ xacctd_config_last_reload_successful 0
 xacctd_leader 1
 `,
 		},
+		{
+			name:  "state session",
+			give:  func(m *Metrics) { m.SetStateSession(false) },
+			names: []string{"xacctd_state_session_up"},
+			want: `
+# HELP xacctd_state_session_up 1 when this instance's state-database session is up (always 1 with the file backend), 0 while it reconnects: a follower at 0 cannot take over. Alert when 0 for a few minutes.
+# TYPE xacctd_state_session_up gauge
+xacctd_state_session_up 0
+`,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -87,6 +87,8 @@ type Options struct {
 	OpTimeout time.Duration
 	// OnLeader is called with true when a term starts and false when it ends.
 	OnLeader func(leading bool)
+	// OnSession is called with false when the session is lost and true when it is back.
+	OnSession func(up bool)
 	// Now is the clock for recovered runs and retention (default time.Now).
 	Now func() time.Time
 }
@@ -112,6 +114,9 @@ func (o *Options) defaults() {
 	}
 	if o.OnLeader == nil {
 		o.OnLeader = func(bool) {}
+	}
+	if o.OnSession == nil {
+		o.OnSession = func(bool) {}
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -198,7 +203,9 @@ func (d *DB) setup(ctx context.Context) error {
 		return err
 	}
 	if schema == "" {
-		return errors.New("no current schema: the search_path names no schema that exists; create it or set search_path in the DSN")
+		return errors.New("no current schema: no schema in the search_path exists and is usable by this role " +
+			"(it needs USAGE and CREATE on the schema; PostgreSQL 15 no longer grants CREATE on public to every role); " +
+			"grant them, or set search_path in the DSN to a schema the role owns")
 	}
 	d.ns = hash31("xacctd leader\x00" + db + "\x00" + schema)
 	d.insNS = hash31("xacctd instance\x00" + db + "\x00" + schema)
@@ -251,8 +258,10 @@ func scrub(err error, dsn string) string {
 }
 
 // connectLocked opens the session: a connection that the server ends when it stays idle
-// too long, holding the instance lock (the previous key when it is free, so that runs of
-// this process survive a reconnect).
+// too long, holding an instance lock on a new random key. A new key each time: runs this
+// process recorded under the previous session are judged by that session (ended), so that
+// a run cut short while the database was unreachable, and never recorded as interrupted,
+// is recovered by the next leader instead of looking alive for ever.
 func (d *DB) connectLocked(parent context.Context) error {
 	ctx, cancel := context.WithTimeout(parent, d.opts.Timeout+3*time.Second)
 	defer cancel()
@@ -283,12 +292,8 @@ func (d *DB) connectLocked(parent context.Context) error {
 			return err
 		}
 	}
-	prev := d.key.Load()
 	for i := 0; ; i++ {
-		key := prev
-		if key == 0 || i > 0 {
-			key = rand.Int32N(1<<31-1) + 1
-		}
+		key := rand.Int32N(1<<31-1) + 1
 		var got bool
 		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1, $2)`, d.insNS, key).Scan(&got); err != nil {
 			return err
@@ -421,6 +426,7 @@ func (d *DB) noteDown(err error) {
 	d.lastErr = err.Error()
 	d.mu.Unlock()
 	if was {
+		d.opts.OnSession(false)
 		d.log.Warn("state database session lost; reconnecting every tick", logging.Event("state.connection_lost"), zap.Error(err))
 	}
 }
@@ -430,6 +436,7 @@ func (d *DB) noteUp() {
 	since := d.downSince
 	d.connected, d.lastErr = true, ""
 	d.mu.Unlock()
+	d.opts.OnSession(true)
 	d.log.Info("state database session restored", logging.Event("state.connection_restored"),
 		zap.Int64("down_ms", d.opts.Now().Sub(since).Milliseconds()))
 }

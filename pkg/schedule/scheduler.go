@@ -595,6 +595,16 @@ func (s *Scheduler) Abandon(cause error) {
 	s.Stop(ctx)
 }
 
+// Handover stops like Stop (running runs get until ctx is done), but occurrences waiting
+// for a cluster slot or in a queue are dropped unrecorded, as by Abandon: an instance that
+// stops while others share its history leaves them to the next leader.
+func (s *Scheduler) Handover(ctx context.Context) {
+	s.mu.Lock()
+	s.abandoned = true
+	s.mu.Unlock()
+	s.Stop(ctx)
+}
+
 // Status is one job's schedule state.
 type Status struct {
 	Entry
