@@ -290,7 +290,9 @@ func compareNewest(a, b Run) int {
 // its occurrence back). It reports whether r was recorded and, when it was not, the run
 // that holds the occurrence. A scheduler settling an occurrence (running it, or recording
 // it skipped or missed) claims it first, so that one occurrence is handled at most once
-// whichever instance gets to it.
+// whichever instance gets to it. Such a store's Record refuses, with an error, to store a
+// second run holding an occurrence (one recorded interrupted that its process later tries
+// to record as finished, after another run claimed the occurrence again).
 type Claimer interface {
 	Claim(ctx context.Context, r Run) (claimed bool, holder Run, err error)
 }

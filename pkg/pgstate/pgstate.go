@@ -134,6 +134,7 @@ type DB struct {
 	owner history.Owner
 
 	connMu sync.Mutex // serializes use of sess
+	cbMu   sync.Mutex // orders OnLeader calls (taken before mu, never held by mu's holders)
 	sess   *pgx.Conn
 	key    atomic.Int32 // the live session's instance key; 0 without a session
 	term   atomic.Int64 // the current leader term, 0 when not leading
@@ -392,9 +393,11 @@ func (d *DB) dropLocked(err error) {
 
 // lose ends this instance's leadership, if it leads: the term's context is cancelled first.
 func (d *DB) lose(reason string) {
+	d.cbMu.Lock()
 	d.mu.Lock()
 	if !d.leading {
 		d.mu.Unlock()
+		d.cbMu.Unlock()
 		return
 	}
 	d.leading = false
@@ -403,10 +406,11 @@ func (d *DB) lose(reason string) {
 		cancel(ErrLeadershipLost)
 	}
 	term := d.term.Swap(0)
+	d.mu.Unlock()
 	if term != 0 {
 		d.opts.OnLeader(false)
 	}
-	d.mu.Unlock()
+	d.cbMu.Unlock()
 	if term == 0 { // still settling: the term never started
 		d.log.Info("leader lock lost before the term started", logging.Event("leader.lost"), zap.String("reason", reason),
 			zap.Bool("term_started", false))
@@ -472,6 +476,17 @@ func (d *DB) Campaign(ctx context.Context, lead func(term context.Context)) erro
 		d.campaign = false
 		d.mu.Unlock()
 	}()
+	// done ends a turn: busy (which keeps the keeper from taking the lock) is cleared only
+	// after the lock was given back, and campaigning stops with it when ctx has ended, so
+	// that no check in between takes the lock again.
+	done := func() {
+		d.mu.Lock()
+		d.busy = false
+		if ctx.Err() != nil {
+			d.campaign = false
+		}
+		d.mu.Unlock()
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -491,12 +506,13 @@ func (d *DB) Campaign(ctx context.Context, lead func(term context.Context)) erro
 		d.mu.Lock()
 		if !d.leading || ctx.Err() != nil {
 			still := d.leading
-			d.leading, d.busy = false, false
+			d.leading = false
 			d.mu.Unlock()
 			cancel(nil)
 			if still {
 				d.release()
 			}
+			done()
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -505,34 +521,52 @@ func (d *DB) Campaign(ctx context.Context, lead func(term context.Context)) erro
 		d.termCancel = cancel
 		d.mu.Unlock()
 		term := d.startTerm(termCtx)
+		d.cbMu.Lock()
 		d.mu.Lock()
 		started := d.leading
 		if started {
 			d.term.Store(term)
-			d.opts.OnLeader(true)
+		} else {
+			d.termCancel = nil
 		}
 		d.mu.Unlock()
 		if started {
-			d.log.Info("this instance is the leader: it reconciles and runs the schedule", logging.Event("leader.acquired"),
-				zap.Int64("term", term), zap.Int64("waited_ms", d.opts.Now().Sub(took).Milliseconds()))
+			d.opts.OnLeader(true)
 		}
+		d.cbMu.Unlock()
+		if !started { // lost while recording the term (lose logged it)
+			cancel(nil)
+			d.endTerm(term)
+			done()
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		d.log.Info("this instance is the leader: it reconciles and runs the schedule", logging.Event("leader.acquired"),
+			zap.Int64("term", term), zap.Int64("waited_ms", d.opts.Now().Sub(took).Milliseconds()))
 
 		lead(termCtx)
 
 		cancel(nil)
+		d.cbMu.Lock()
 		d.mu.Lock()
 		still := d.leading
-		d.leading, d.busy, d.termCancel = false, false, nil
+		d.leading, d.termCancel = false, nil
 		if still {
 			d.term.Store(0)
-			d.opts.OnLeader(false)
 		}
 		d.mu.Unlock()
+		if still {
+			d.opts.OnLeader(false)
+		}
+		d.cbMu.Unlock()
 		if still { // stepped down by itself (shutdown): hand over at once
 			d.release()
 			d.endTerm(term)
 			d.log.Info("leadership released", logging.Event("leader.released"), zap.Int64("term", term))
 		}
+		done()
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -618,6 +652,7 @@ func (d *DB) Close() error {
 	if d.closed.Swap(true) {
 		return nil
 	}
+	d.lose("the state database was closed") // a term must not outlive its lock
 	close(d.stop)
 	<-d.done
 	d.connMu.Lock()
