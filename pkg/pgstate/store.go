@@ -225,7 +225,7 @@ func (d *DB) Recover(ctx context.Context, now time.Time) ([]history.Run, error) 
 	defer cancel()
 	rows, err := d.pool.Query(ctx, `UPDATE xacctd_runs r SET outcome = 'interrupted', end_time = $1, error_class = '', error_code = '',
 		error = format('the process running it (pid %s on %s) ended, or lost its state-database session, without recording an outcome', owner_pid, owner_host),
-		hint = format('see that process''s log for why it stopped; catch_up runs the occurrence again when it covers it, `xacctd jobs run %s --at TIME` runs it by hand', job),
+		hint = format('see that process''s log for why it stopped; catch_up runs the occurrence again when it covers it, "xacctd jobs run %s --at TIME" runs it by hand', job),
 		happened_at = coalesce(start_time, $1), recorded_at = now()
 	WHERE outcome = 'running' AND NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory'
 		AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
