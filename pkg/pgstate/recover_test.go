@@ -71,6 +71,7 @@ func TestRecoverJudgesBySession(t *testing.T) {
 	want := history.Normalize(r)
 	want.Outcome = history.Interrupted
 	want.End = now.UTC().Truncate(time.Microsecond)
+	want.Hint = `see that process's log for why it stopped; catch_up runs the occurrence again when it covers it, "xacctd jobs run hourly --at TIME" runs it by hand`
 	if len(got) == 1 {
 		want.Error = got[0].Error // checked below
 	}
