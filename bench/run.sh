@@ -9,6 +9,7 @@ trap 'rm -f "$raw"' EXIT
 run() { echo "+ $GO test $*" >&2; "$GO" test "$@" | tee -a "$raw"; }
 run -run '^$' -bench . -benchmem -benchtime 10x ./pkg/config ./pkg/jobsql
 run -run '^$' -bench 'Record|Runs|DaemonStart' -benchmem -benchtime 300x ./pkg/history
+run -run '^$' -bench 'ClaimAndFinish|TermStartReads' -benchtime 200x ./pkg/pgstate
 run -run '^$' -bench FireLag -benchmem -benchtime 5x ./pkg/schedule
 run -run '^$' -bench Reconcile -benchtime 1x -timeout 30m ./pkg/reconcile
 run -run '^$' -bench DaemonIdle -benchtime 1x -timeout 15m ./cmd/xacctd
