@@ -95,7 +95,6 @@ type haDaemon struct {
 	cmd    *exec.Cmd
 	http   string
 	mu     sync.Mutex
-	lines  []map[string]any
 	raw    bytes.Buffer
 	exited chan error
 }
