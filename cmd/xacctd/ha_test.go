@@ -354,6 +354,14 @@ http: {listen: ` + listen + `}
 		}
 	}
 
+	// Nothing new starts on the cut leader from the moment it lost the lead, to the end.
+	lostAt := newLeader.eventTime(t, "leader.lost", 0)
+	for i, ev := range newLeader.events("job.started") {
+		if at := newLeader.eventTime(t, "job.started", i); at.After(lostAt) {
+			t.Errorf("the cut leader started a job after leader.lost: %v", ev)
+		}
+	}
+
 	// Every minute from the first to the last ran exactly once per job: on the cluster...
 	for _, job := range []string{"tick-a", "tick-b"} {
 		rows := queryStrings(t, world.PostgresDSN, `SELECT scheduled || ' x' || count(*) FROM public.ha_ticks WHERE job = $1 GROUP BY scheduled ORDER BY scheduled`, job)
@@ -413,6 +421,9 @@ func checkRole(t *testing.T, d *haDaemon, role string, ready int) {
 		code, body := httpGet(t, "http://"+d.http+"/status")
 		return code == 200 && json.Unmarshal([]byte(body), &st) == nil && st["role"] == role
 	})
+	if code, body := httpGet(t, "http://"+d.http+"/healthz"); code != 200 {
+		t.Errorf("%s (%s): /healthz %d %s, want 200", d.name, role, code, body)
+	}
 	if code, body := httpGet(t, "http://"+d.http+"/readyz"); code != ready {
 		t.Errorf("%s (%s): /readyz %d %s, want %d", d.name, role, code, body, ready)
 	}
