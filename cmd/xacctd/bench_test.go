@@ -49,10 +49,7 @@ func BenchmarkDaemonIdle(b *testing.B) {
 		idle, _ = time.ParseDuration(s)
 	}
 	work := b.TempDir()
-	bin := filepath.Join(work, "xacctd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := xacctdBinary(b)
 	for i := 0; i < b.N; i++ {
 		if err := world.Reset(ctx); err != nil {
 			b.Fatal(err)

@@ -23,10 +23,7 @@ func TestSIGKILLMidJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	bin := filepath.Join(work, "xacctd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := xacctdBinary(t)
 	state := filepath.Join(work, "state")
 	cfgPath := filepath.Join(work, "config.yaml")
 	writeConfig := func(query string) {

@@ -162,10 +162,7 @@ func TestHighAvailability(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	bin := filepath.Join(work, "xacctd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := xacctdBinary(t)
 
 	// The state database, owned by an ordinary role (what an operator would give xacctd).
 	const statePassword = "ha-St4te-Pa55word"

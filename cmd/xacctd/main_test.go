@@ -28,7 +28,34 @@ import (
 var world *sandbox.World
 
 func TestMain(m *testing.M) {
-	os.Exit(sandbox.RunTests(m, sandbox.Options{RoleDelay: 300 * time.Millisecond}, &world))
+	code := sandbox.RunTests(m, sandbox.Options{RoleDelay: 300 * time.Millisecond}, &world)
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binErr  error
+)
+
+// xacctdBinary builds the xacctd binary once for the package's tests and returns its path.
+func xacctdBinary(t testing.TB) string {
+	t.Helper()
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "xacctd-bin-"); binErr != nil {
+			return
+		}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "xacctd"), ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return filepath.Join(binDir, "xacctd")
 }
 
 // knownEvents are the event names docs/events.md lists.
@@ -133,10 +160,7 @@ func TestDaemonProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	work := t.TempDir()
-	bin := filepath.Join(work, "xacctd")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := xacctdBinary(t)
 	addr := freePort(t)
 	state := filepath.Join(work, "state")
 	cfgPath := filepath.Join(work, "config.yaml")
